@@ -1,0 +1,3 @@
+import { register } from 'node:module';
+
+register('./lua-loader.mjs', import.meta.url);

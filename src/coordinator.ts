@@ -1,0 +1,355 @@
+import type { AsyncLocalStorage } from 'node:async_hooks';
+import createDebug from 'debug';
+import { LeaseLostError, OnceFailedError, RedisUnavailableError, summarizeError } from './errors.js';
+import type { KeyNames } from './keys.js';
+import type { Lease, Leases } from './lease.js';
+import type { ReadReply } from './scripts.js';
+import type { PreviousOutcome, StoredState } from './state.js';
+import { decodeMessage } from './state.js';
+import type { Store } from './store.js';
+import { decodeValue, encodeValue } from './value.js';
+import { KeyWatch, type Subscriber } from './waiter.js';
+
+const debug = createDebug('redis-once:coordinator');
+
+/** What fn receives. */
+export interface OnceContext {
+  /** The once-key. */
+  readonly key: string;
+  /** Strictly increasing per key, cluster-wide: store it beside what fn writes, reject lower ones. */
+  readonly fencingToken: number;
+  /** This attempt's number, from 1; crashes and lost leases count too. */
+  readonly attempt: number;
+  /** The node id of this process (option `nodeId`). */
+  readonly nodeId: string;
+  /** Aborted, with a LeaseLostError reason, before the lease can expire when renewal is not proven. */
+  readonly signal: AbortSignal;
+  /** Set on a takeover: the attempt before this one, so fn can repair what it left half-done. */
+  readonly previous: PreviousAttempt | undefined;
+}
+
+export interface PreviousAttempt {
+  readonly owner: string | undefined;
+  readonly fencingToken: number;
+  readonly startedAt: number | undefined;
+  readonly outcome: PreviousOutcome;
+}
+
+export type Role = 'leader' | 'follower' | 'cached';
+
+/** The outcome of one flight: the key is done, here or elsewhere. */
+export interface FlightResult {
+  readonly value: unknown;
+  readonly role: Role;
+  readonly fencingToken: number;
+  readonly attempt: number;
+  /** Milliseconds the done state has left in Redis; Infinity when it is kept until reset. */
+  readonly ttlMs: number;
+}
+
+/** fn's own failure in this process, handed to the caller whose fn it was (the memo unwraps it). */
+export class AttemptFailure {
+  constructor(readonly error: unknown) {}
+}
+
+export interface KeyOptions {
+  leaseMs: number;
+  maxAttempts: number;
+  doneTtlMs: number | undefined;
+}
+
+export interface CoordinatorDeps {
+  store: Store;
+  leases: Leases;
+  subscribers: readonly Subscriber[];
+  nodeId: string;
+  sharded: boolean;
+  /** Keys whose fn is running in the current async context, to refuse re-entry. */
+  running: AsyncLocalStorage<ReadonlySet<string>>;
+}
+
+/** Margin past a lease deadline before re-reading, so the lease has surely expired in Redis. */
+const DEADLINE_SLACK_MS = 2;
+
+/**
+ * One key's protocol, for one flight of one process:
+ *
+ *   read ─▶ done?            → return the value
+ *        ─▶ leader alive?    → subscribe, re-read, wait for the message or the lease deadline
+ *        ─▶ attempts spent?  → OnceFailedError
+ *        ─▶ otherwise        → acquire the lease → begin (new fencing token) → fn, renewing
+ *                              → complete (value + publish) | fail (error + publish + release)
+ *
+ * A follower subscribes before it re-reads, so a completion published in between is never missed,
+ * and it wakes only on a message or at the lease deadline it read — never on a polling timer.
+ * `stop` ends a follower's wait (every caller gave up, or the instance closed); it never interrupts a
+ * running fn: the shared work is not any one caller's to cancel.
+ */
+export class Coordinator {
+  /** Leases held by attempts running in this process, and the attempts themselves, for `close()`. */
+  private readonly leading = new Map<Lease, Promise<unknown>>();
+
+  constructor(private readonly deps: CoordinatorDeps) {}
+
+  /**
+   * Gives up every lease this process holds (close): each running attempt's `ctx.signal` aborts and
+   * the attempt is recorded as failed, so another node takes over at once. Resolves when recorded.
+   */
+  async abandonAll(why: string): Promise<void> {
+    const attempts = [...this.leading.entries()];
+    for (const [lease] of attempts) lease.abandon(why);
+    await Promise.allSettled(attempts.map(([, attempt]) => attempt));
+  }
+
+  /** The key's state right now, with its lease (read-only). */
+  read(names: KeyNames): Promise<ReadReply> {
+    return this.deps.store.read(names);
+  }
+
+  async fly(
+    names: KeyNames,
+    fn: (ctx: OnceContext) => unknown,
+    options: KeyOptions,
+    stop: AbortSignal,
+    onLeading: () => void,
+  ): Promise<FlightResult> {
+    let watch: KeyWatch | undefined;
+    let waited = false;
+    try {
+      for (;;) {
+        if (stop.aborted) throw stop.reason;
+        const snapshot = await this.deps.store.read(names);
+        const { state } = snapshot;
+        if (state.status === 'done')
+          return doneResult(state, waited ? 'follower' : 'cached', snapshot.statePttl);
+
+        const leaseHeld = snapshot.leasePttl > 0;
+        if (!leaseHeld) {
+          if (state.status !== 'idle' && state.attempts >= options.maxAttempts)
+            throw failedError(names.key, state);
+          const lease = await this.deps.leases.tryAcquire(names.lease, options.leaseMs, names.key);
+          if (lease) {
+            const attempt = this.lead(names, snapshot, lease, fn, options, onLeading);
+            this.leading.set(lease, attempt);
+            const led = await attempt.finally(() => this.leading.delete(lease));
+            if (led) return led;
+            continue; // the state moved between our read and our begin: decide again
+          }
+        }
+
+        // Someone else leads. Subscribe first, then re-read, so no completion can slip between.
+        if (!watch) {
+          watch = await KeyWatch.open(this.deps.subscribers, names.done, this.deps.sharded);
+          continue;
+        }
+        waited = true;
+        const until = performance.now() + Math.max(snapshot.leasePttl, 0) + DEADLINE_SLACK_MS;
+        const wake = await watch.next(until, stop);
+        if (wake.kind === 'message' && !this.deps.store.isQuorum) {
+          // One master: its message is the state itself. A quorum re-reads, to count a majority.
+          const published = decodeMessage(wake.message);
+          if (published?.status === 'done')
+            return doneResult(published, 'follower', published.doneTtlMs ?? -1);
+        }
+        debug('%s: woke on %s; re-reading', names.key, wake.kind);
+      }
+    } finally {
+      watch?.close();
+    }
+  }
+
+  /**
+   * We hold the lease: begin an attempt, run fn under the renewing lease, record the outcome.
+   * Returns undefined when the state moved before we could begin (the caller decides again).
+   */
+  private async lead(
+    names: KeyNames,
+    snapshot: ReadReply,
+    lease: Lease,
+    fn: (ctx: OnceContext) => unknown,
+    options: KeyOptions,
+    onLeading: () => void,
+  ): Promise<FlightResult | undefined> {
+    const { state } = snapshot;
+    const attempt = state.attempts + 1;
+    // Tokens keep rising while Redis keeps its data; flooring at the server's clock keeps them rising
+    // even when a restart without persistence lost the counter.
+    const fencingToken = Math.max(snapshot.fence + 1, snapshot.serverMicros);
+    const began = await this.deps.store
+      .begin(names, {
+        leaseValue: lease.value,
+        expectedToken: state.token,
+        newToken: fencingToken,
+        attempt,
+        owner: this.deps.nodeId,
+      })
+      .catch(async (error: unknown) => {
+        await lease.release();
+        throw error;
+      });
+    if (!began.ok) {
+      debug('%s: begin refused (%s); deciding again', names.key, began.reason);
+      await lease.release();
+      return undefined;
+    }
+    onLeading();
+    debug('%s: leading attempt %d with token %d', names.key, attempt, fencingToken);
+
+    const ctx: OnceContext = {
+      key: names.key,
+      fencingToken,
+      attempt,
+      nodeId: this.deps.nodeId,
+      signal: lease.signal,
+      previous: previousAttempt(state),
+    };
+    const outcome = await this.runUnderLease(names.key, fn, ctx, lease);
+
+    if (outcome.kind === 'lost') {
+      await this.recordFailure(names, lease, fencingToken, outcome.error, 'lease-lost');
+      throw outcome.error;
+    }
+    let valueJson: string | undefined;
+    try {
+      if (outcome.kind === 'threw') throw outcome.error;
+      valueJson = encodeValue(outcome.value, names.key);
+    } catch (error) {
+      await this.recordFailure(names, lease, fencingToken, error, 'failed');
+      throw new AttemptFailure(error);
+    }
+    if (!lease.isValid()) {
+      const error = new LeaseLostError(
+        `Lease of "${names.key}" expired before its value could be recorded.`,
+        {
+          key: names.key,
+        },
+      );
+      await this.recordFailure(names, lease, fencingToken, error, 'lease-lost');
+      throw error;
+    }
+
+    let completed: Awaited<ReturnType<Store['complete']>>;
+    try {
+      completed = await this.deps.store.complete(names, {
+        leaseValue: lease.value,
+        token: fencingToken,
+        valueJson,
+        doneTtlMs: options.doneTtlMs,
+        publish: this.deps.store.publish,
+      });
+    } finally {
+      lease.stop();
+    }
+    if (!completed.ok) {
+      throw new LeaseLostError(
+        `Lease of "${names.key}" was lost before its value could be recorded (${completed.reason}); ` +
+          'another attempt may have taken over.',
+        { key: names.key },
+      );
+    }
+    return {
+      value: decodeValue(valueJson),
+      role: 'leader',
+      fencingToken,
+      attempt,
+      ttlMs: options.doneTtlMs ?? Number.POSITIVE_INFINITY,
+    };
+  }
+
+  /** Runs fn; settles as soon as fn settles or the lease is lost, whichever comes first. */
+  private runUnderLease(
+    key: string,
+    fn: (ctx: OnceContext) => unknown,
+    ctx: OnceContext,
+    lease: Lease,
+  ): Promise<
+    { kind: 'value'; value: unknown } | { kind: 'threw'; error: unknown } | { kind: 'lost'; error: unknown }
+  > {
+    const parent = this.deps.running.getStore();
+    const running = new Set(parent ?? []).add(key);
+    const result = this.deps.running.run(running, async () => fn(ctx));
+    return new Promise((resolve) => {
+      const onLost = () => {
+        // fn may ignore its signal; its eventual result no longer matters and must not go unhandled.
+        result.catch(() => {});
+        resolve({ kind: 'lost', error: lease.signal.reason });
+      };
+      if (lease.signal.aborted) return onLost();
+      lease.signal.addEventListener('abort', onLost, { once: true });
+      result.then(
+        (value) => {
+          lease.signal.removeEventListener('abort', onLost);
+          resolve({ kind: 'value', value });
+        },
+        (error: unknown) => {
+          lease.signal.removeEventListener('abort', onLost);
+          resolve({ kind: 'threw', error });
+        },
+      );
+    });
+  }
+
+  /**
+   * Records a failed attempt cluster-wide and releases the lease in the same script, so a waiter takes
+   * over at once. Best effort: if Redis is unreachable the lease simply expires.
+   */
+  private async recordFailure(
+    names: KeyNames,
+    lease: Lease,
+    token: number,
+    error: unknown,
+    outcome: 'failed' | 'lease-lost',
+  ): Promise<void> {
+    lease.stop();
+    try {
+      const recorded = await this.deps.store.fail(names, {
+        leaseValue: lease.value,
+        token,
+        error: summarizeError(error),
+        outcome,
+        publish: this.deps.store.publish,
+      });
+      if (!recorded.ok) debug('%s: failure not recorded (%s)', names.key, recorded.reason);
+    } catch (recordError) {
+      debug('%s: could not record failure: %s', names.key, (recordError as Error).message);
+      if (!(recordError instanceof RedisUnavailableError)) throw recordError;
+    }
+  }
+}
+
+function doneResult(state: StoredState, role: Role, statePttl: number): FlightResult {
+  return {
+    value: decodeValue(state.valueJson),
+    role,
+    fencingToken: state.token,
+    attempt: state.attempts,
+    ttlMs: statePttl >= 0 ? statePttl : Number.POSITIVE_INFINITY,
+  };
+}
+
+function previousAttempt(state: StoredState): PreviousAttempt | undefined {
+  if (state.status !== 'running' && state.status !== 'failed') return undefined;
+  return {
+    owner: state.owner,
+    fencingToken: state.token,
+    startedAt: state.startedAt,
+    // A state still `running` without a lease: its leader stopped renewing without a word.
+    outcome: state.status === 'running' ? 'crashed' : (state.outcome ?? 'failed'),
+  };
+}
+
+function failedError(key: string, state: StoredState): OnceFailedError {
+  const last =
+    state.status === 'failed' && state.error
+      ? state.error
+      : {
+          name: 'LeaseLostError',
+          message: `the leader ${state.owner ?? ''} stopped renewing its lease (crashed?)`,
+        };
+  return new OnceFailedError({
+    key,
+    attempts: state.attempts,
+    lastErrorName: last.name,
+    lastErrorMessage: last.message,
+  });
+}

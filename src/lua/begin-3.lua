@@ -1,0 +1,51 @@
+--[[
+  begin: the lease holder starts an attempt. Atomically checks that it still holds the lease and that
+  the state is still the one it decided on, issues the new fencing token, and marks the key running.
+
+  KEYS[1] state key (hash)
+  KEYS[2] lease key (string with TTL)
+  KEYS[3] fence key (counter)
+
+  ARGV[1] lease value: the random value our redlock lease holds
+  ARGV[2] expected token: the state's token when we decided to take over ('' when there was no state)
+  ARGV[3] new token: the fencing token to issue; must exceed the stored counter
+  ARGV[4] attempt number to record (cluster-wide attempts so far + 1)
+  ARGV[5] owner: the node id of the caller
+
+  Returns
+    {0, startedAtMs}   begun
+    {-1}               the lease is not ours (expired, or someone else's)
+    {-2}               the key is already done
+    {-3}               the state changed since we read it (another attempt began or finished)
+    {-4, fence}        the counter is already at or past the new token
+    {-10, which, detail}  a foreign value is stored at KEYS[which]
+]]
+local stateKey = KEYS[1]
+local leaseKey = KEYS[2]
+local fenceKey = KEYS[3]
+local leaseValue = ARGV[1]
+local expectedToken = ARGV[2]
+local newToken = ARGV[3]
+local attempt = ARGV[4]
+local owner = ARGV[5]
+
+local foreign = foreignValue(stateKey, leaseKey, fenceKey)
+if foreign then return {-10, foreign[1], foreign[2]} end
+
+if redis.call('GET', leaseKey) ~= leaseValue then return {-1} end
+
+local current = redis.call('HMGET', stateKey, 'status', 'token')
+if current[1] == 'done' then return {-2} end
+if (current[2] or '') ~= expectedToken then return {-3} end
+
+-- Tokens are compared as numbers: they are below 2^53, which Lua's doubles represent exactly.
+local fence = redis.call('GET', fenceKey) or '0'
+if tonumber(fence) >= tonumber(newToken) then return {-4, fence} end
+redis.call('SET', fenceKey, newToken)
+
+local time = redis.call('TIME')
+local startedAt = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+redis.call('DEL', stateKey)
+redis.call('HSET', stateKey, 'status', 'running', 'token', newToken, 'owner', owner,
+  'attempts', attempt, 'startedAt', startedAt)
+return {0, startedAt}

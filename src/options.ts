@@ -1,0 +1,263 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { OnceInputError } from './errors.js';
+import { MAX_KEY_BYTES } from './keys.js';
+import type { RedisSpec } from './redis-node.js';
+
+/** Options of `createOnce`. Durations are positive integers of milliseconds. */
+export interface OnceOptions {
+  /**
+   * The Redis to coordinate through: an ioredis `Redis` or `Cluster` you own (never closed by us), a
+   * `redis://` URL (we connect, and close on `close()`), or `{ cluster: [{ host, port }, …] }`.
+   * Give either `redis` or `quorum`.
+   * @example createOnce({ redis: new Redis(process.env.REDIS_URL) })
+   */
+  redis?: RedisSpec;
+  /**
+   * Independent Redis masters (clients or URLs): the lease is a redlock quorum lock and the state is
+   * written to, and read from, a majority. Use an odd number (3 or 5).
+   */
+  quorum?: Array<RedisSpec>;
+  /**
+   * Prefix of every Redis key and channel. No braces or spaces.
+   * @default 'once'
+   */
+  namespace?: string;
+  /**
+   * Lease TTL. The leader renews it at about a third of this while fn runs; a crashed leader is taken
+   * over once it expires.
+   * @default 30_000
+   */
+  leaseMs?: number;
+  /**
+   * How long a caller waits for another node's run before OnceTimeoutError. It bounds waiting only:
+   * a caller whose own fn is running is not cut off by it.
+   * @default 600_000 (10 minutes)
+   */
+  waitTimeoutMs?: number;
+  /**
+   * Attempts allowed cluster-wide before every caller fails fast with OnceFailedError. A crash or a
+   * lost lease spends one too. `reset(key)` starts the count again.
+   * @default 3
+   */
+  maxAttempts?: number;
+  /**
+   * Expire the done state this long after completion (the key may then run again). Unset: keep it
+   * until `reset`.
+   * @default undefined
+   */
+  doneTtlMs?: number;
+  /**
+   * Bound on every Redis round trip (and on connecting). Past it, calls reject with
+   * RedisUnavailableError.
+   * @default 5_000
+   */
+  redisTimeoutMs?: number;
+  /**
+   * Most done keys kept in this process's memory; the oldest are dropped first (a dropped key costs
+   * one Redis round trip on its next call).
+   * @default 10_000
+   */
+  memoMaxKeys?: number;
+  /**
+   * Names this process in the state (`owner`) and in `ctx.nodeId`.
+   * @default `${hostname}/${pid}/${4 random hex bytes}`
+   */
+  nodeId?: string;
+}
+
+/** Per-call overrides of `run`, `runDetailed` and `wrap`. */
+export interface RunOptions {
+  /** Overrides `leaseMs` for this call's attempt, if it leads. */
+  leaseMs?: number;
+  /** This caller's own wait bound. Ends only this caller's wait. */
+  waitTimeoutMs?: number;
+  /** Ends only this caller's wait (rejects with an AbortError); never cancels the shared work. */
+  signal?: AbortSignal;
+  /** Overrides `doneTtlMs` for the done state this call's attempt records, if it leads. */
+  doneTtlMs?: number;
+  /** Overrides `maxAttempts` for this caller's decision to take over or fail. */
+  maxAttempts?: number;
+}
+
+export const DEFAULTS = Object.freeze({
+  namespace: 'once',
+  leaseMs: 30_000,
+  waitTimeoutMs: 600_000,
+  maxAttempts: 3,
+  redisTimeoutMs: 5_000,
+  memoMaxKeys: 10_000,
+});
+
+export interface ResolvedOptions {
+  specs: RedisSpec[];
+  namespace: string;
+  leaseMs: number;
+  waitTimeoutMs: number;
+  maxAttempts: number;
+  doneTtlMs: number | undefined;
+  redisTimeoutMs: number;
+  memoMaxKeys: number;
+  nodeId: string;
+}
+
+const KNOWN_OPTIONS = new Set([
+  'redis',
+  'quorum',
+  'namespace',
+  'leaseMs',
+  'waitTimeoutMs',
+  'maxAttempts',
+  'doneTtlMs',
+  'redisTimeoutMs',
+  'memoMaxKeys',
+  'nodeId',
+]);
+const KNOWN_RUN_OPTIONS = new Set(['leaseMs', 'waitTimeoutMs', 'signal', 'doneTtlMs', 'maxAttempts']);
+/** Durations above this are refused: setTimeout cannot wait longer (it would fire at once). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+export function resolveOptions(options: OnceOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new OnceInputError(
+      'createOnce: options must be an object, e.g. { redis: "redis://localhost:6379" }.',
+    );
+  }
+  rejectUnknown(options, KNOWN_OPTIONS, 'createOnce');
+  const hasRedis = options.redis !== undefined;
+  const hasQuorum = options.quorum !== undefined;
+  if (hasRedis === hasQuorum) {
+    throw new OnceInputError(
+      'createOnce: give exactly one of `redis` (one Redis) or `quorum` (independent masters).',
+    );
+  }
+  if (hasQuorum && (!Array.isArray(options.quorum) || options.quorum.length === 0)) {
+    throw new OnceInputError('createOnce: `quorum` must be a non-empty array of Redis clients or URLs.');
+  }
+  const specs = hasQuorum ? [...(options.quorum as RedisSpec[])] : [options.redis as RedisSpec];
+  for (const spec of specs) checkSpec(spec);
+  return {
+    specs,
+    namespace: checkNamespace(options.namespace ?? DEFAULTS.namespace),
+    leaseMs: duration('leaseMs', options.leaseMs, DEFAULTS.leaseMs),
+    waitTimeoutMs: duration('waitTimeoutMs', options.waitTimeoutMs, DEFAULTS.waitTimeoutMs),
+    maxAttempts: count('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1),
+    doneTtlMs: optionalDuration('doneTtlMs', options.doneTtlMs),
+    redisTimeoutMs: duration('redisTimeoutMs', options.redisTimeoutMs, DEFAULTS.redisTimeoutMs),
+    memoMaxKeys: count('memoMaxKeys', options.memoMaxKeys, DEFAULTS.memoMaxKeys, 0),
+    nodeId: checkNodeId(options.nodeId ?? `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`),
+  };
+}
+
+export interface ResolvedRun {
+  leaseMs: number;
+  waitTimeoutMs: number;
+  signal: AbortSignal | undefined;
+  doneTtlMs: number | undefined;
+  maxAttempts: number;
+}
+
+export function resolveRunOptions(options: RunOptions | undefined, base: ResolvedOptions): ResolvedRun {
+  if (options === undefined) return { ...base, signal: undefined };
+  if (typeof options !== 'object' || options === null) {
+    throw new OnceInputError('run: options must be an object such as { waitTimeoutMs: 60_000 }.');
+  }
+  rejectUnknown(options, KNOWN_RUN_OPTIONS, 'run');
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new OnceInputError('run: `signal` must be an AbortSignal.');
+  }
+  return {
+    leaseMs: duration('leaseMs', options.leaseMs, base.leaseMs),
+    waitTimeoutMs: duration('waitTimeoutMs', options.waitTimeoutMs, base.waitTimeoutMs),
+    signal: options.signal,
+    doneTtlMs:
+      options.doneTtlMs === undefined ? base.doneTtlMs : optionalDuration('doneTtlMs', options.doneTtlMs),
+    maxAttempts: count('maxAttempts', options.maxAttempts, base.maxAttempts, 1),
+  };
+}
+
+/** Keys are 1 to 1,024 bytes of UTF-8 (lone surrogates cannot be encoded, so they are refused too). */
+export function checkKey(key: unknown): string {
+  if (typeof key !== 'string') {
+    throw new OnceInputError(`key must be a string, got ${describe(key)}.`);
+  }
+  if (key.length === 0) throw new OnceInputError('key must not be empty.');
+  if (!key.isWellFormed())
+    throw new OnceInputError('key must be valid UTF-8 (it has a lone surrogate).', { key });
+  const bytes = Buffer.byteLength(key, 'utf8');
+  if (bytes > MAX_KEY_BYTES) {
+    throw new OnceInputError(`key is ${bytes} bytes of UTF-8; at most ${MAX_KEY_BYTES} are allowed.`, {
+      key: `${key.slice(0, 64)}…`,
+    });
+  }
+  return key;
+}
+
+export function checkFn(fn: unknown): void {
+  if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${describe(fn)}.`);
+}
+
+function checkSpec(spec: unknown): void {
+  if (typeof spec === 'string') return;
+  if (typeof spec === 'object' && spec !== null) return;
+  throw new OnceInputError(
+    `redis must be an ioredis client, a redis:// URL or { cluster: [...] }, got ${describe(spec)}.`,
+  );
+}
+
+function checkNamespace(namespace: unknown): string {
+  if (typeof namespace !== 'string' || !/^[^\s{}]{1,128}$/.test(namespace)) {
+    throw new OnceInputError(
+      `namespace must be 1 to 128 characters without spaces or braces, got ${describe(namespace)}.`,
+    );
+  }
+  return namespace;
+}
+
+function checkNodeId(nodeId: unknown): string {
+  if (typeof nodeId !== 'string' || nodeId.length === 0 || nodeId.length > 256) {
+    throw new OnceInputError(`nodeId must be a string of 1 to 256 characters, got ${describe(nodeId)}.`);
+  }
+  return nodeId;
+}
+
+function duration(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > MAX_TIMER_MS) {
+    throw new OnceInputError(
+      `${name} must be a positive integer of milliseconds (at most ${MAX_TIMER_MS}), got ${describe(value)}.`,
+    );
+  }
+  return value;
+}
+
+function optionalDuration(name: string, value: unknown): number | undefined {
+  return value === undefined ? undefined : duration(name, value, 0);
+}
+
+function count(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new OnceInputError(`${name} must be an integer of at least ${min}, got ${describe(value)}.`);
+  }
+  return value;
+}
+
+function rejectUnknown(options: object, known: Set<string>, where: string): void {
+  for (const name of Object.keys(options)) {
+    if (!known.has(name)) {
+      throw new OnceInputError(
+        `${where}: unknown option "${name}"; known options: ${[...known].join(', ')}.`,
+      );
+    }
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+    return String(value);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}

@@ -1,0 +1,215 @@
+import createDebug from 'debug';
+import { Cluster, type ClusterNode, Redis } from 'ioredis';
+import { OnceForeignValueError, OnceInputError, RedisUnavailableError } from './errors.js';
+
+const debug = createDebug('redis-once:redis');
+
+export type RedisClient = Redis | Cluster;
+
+/** How a caller names one Redis: a client it owns, a URL, or the nodes of a Cluster for us to connect. */
+export type RedisSpec = RedisClient | string | { cluster: ClusterNode[] };
+
+/**
+ * One Redis master (or one Cluster) that we talk to, with every call bounded in time.
+ *
+ * Connections we open ourselves fail fast: no offline queue (a command to a Redis that is down fails
+ * at once instead of waiting in memory), a connect and command timeout. A caller-owned client keeps its
+ * own settings (it may queue commands offline), so every call is also raced against our own timer:
+ * nothing we do waits on Redis longer than `timeoutMs`, whoever owns the client.
+ */
+export class RedisNode {
+  readonly client: RedisClient;
+  /** True when we created the client and so must close it. */
+  readonly owned: boolean;
+  readonly isCluster: boolean;
+  /** host:port for messages, never with a password. */
+  readonly label: string;
+  private lastError: Error | undefined;
+  private closed = false;
+
+  constructor(
+    spec: RedisSpec,
+    private readonly timeoutMs: number,
+  ) {
+    if (spec instanceof Redis || spec instanceof Cluster) {
+      this.client = spec;
+      this.owned = false;
+    } else {
+      this.client = connect(spec, timeoutMs);
+      this.owned = true;
+      // ioredis prints "Unhandled error event" without a listener; we report through our own errors.
+      this.client.on('error', (error: Error) => {
+        this.lastError = error;
+        debug('%s: %s', this.label, error.message);
+      });
+    }
+    this.isCluster = this.client instanceof Cluster;
+    this.label = describe(spec, this.client);
+  }
+
+  /**
+   * Runs `op` once the client is ready, within `timeoutMs` in all. Connection problems and timeouts
+   * become RedisUnavailableError; a WRONGTYPE reply becomes OnceForeignValueError for `key`.
+   */
+  async call<T>(what: string, key: string | undefined, op: (client: RedisClient) => Promise<T>): Promise<T> {
+    const deadline = performance.now() + this.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new RedisUnavailableError(
+            `Redis at ${this.label} did not answer ${what} within ${this.timeoutMs} ms ` +
+              `(redisTimeoutMs)${this.lastError ? `: ${this.lastError.message}` : ''}.`,
+            { key, cause: this.lastError },
+          ),
+        );
+      }, this.timeoutMs);
+      timer.unref();
+    });
+    const attempt = (async () => {
+      await this.ready(deadline);
+      return op(this.client);
+    })();
+    // The losing side of the race must not become an unhandled rejection.
+    attempt.catch(() => {});
+    try {
+      return await Promise.race([attempt, timeout]);
+    } catch (error) {
+      throw this.translate(error, what, key);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A new connection of the same kind, for subscribing (a subscribed connection can run nothing else). */
+  duplicate(): RedisClient {
+    const override = { enableOfflineQueue: false, lazyConnect: true } as const;
+    const copy =
+      this.client instanceof Cluster
+        ? this.client.duplicate(undefined, {
+            redisOptions: { ...this.client.options.redisOptions, ...override },
+          })
+        : this.client.duplicate({ ...override, connectTimeout: this.timeoutMs });
+    copy.on('error', (error: Error) => debug('%s subscriber: %s', this.label, error.message));
+    return copy;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.owned) await quitOrDisconnect(this.client);
+  }
+
+  /** Waits, until `deadline`, for an owned connection to be ready; a caller-owned one is used as it is. */
+  private async ready(deadline: number): Promise<void> {
+    if (!this.owned || this.client.status === 'ready') return;
+    if (this.closed || this.client.status === 'end') {
+      throw new RedisUnavailableError(`The connection to ${this.label} is closed.`);
+    }
+    if (this.client.status === 'wait') this.client.connect().catch(() => {});
+    await waitForReady(this.client, deadline);
+  }
+
+  private translate(error: unknown, what: string, key: string | undefined): Error {
+    if (error instanceof RedisUnavailableError || error instanceof OnceForeignValueError) return error;
+    if (error instanceof Error && error.message.startsWith('WRONGTYPE')) {
+      return new OnceForeignValueError({
+        key: key ?? '',
+        redisKey: key ?? '(a redis-once key)',
+        detail: 'a value of another type',
+      });
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    return new RedisUnavailableError(`Redis at ${this.label} failed ${what}: ${message}`, {
+      key,
+      cause: error,
+    });
+  }
+}
+
+/** Resolves when `client` is ready; rejects at `deadline` (a performance.now() instant) or on close. */
+export function waitForReady(client: RedisClient, deadline: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new RedisUnavailableError('The Redis connection was closed.'));
+    };
+    const timer = setTimeout(onEnd, Math.max(0, deadline - performance.now()));
+    timer.unref();
+    const cleanup = () => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('end', onEnd);
+    };
+    client.on('ready', onReady);
+    client.on('end', onEnd);
+  });
+}
+
+export async function quitOrDisconnect(client: RedisClient): Promise<void> {
+  if (client.status === 'end') return;
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
+  // QUIT lets pending replies arrive; bound it, since a paused server would never answer.
+  const timer = setTimeout(() => client.disconnect(), 1000);
+  timer.unref();
+  try {
+    await client.quit();
+  } catch {
+    client.disconnect();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function connect(spec: string | { cluster: ClusterNode[] }, timeoutMs: number): RedisClient {
+  const failFast = {
+    enableOfflineQueue: false,
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 1,
+    // Keep reconnecting in the background, so calls work again as soon as Redis is back.
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+  };
+  if (typeof spec === 'string') {
+    if (!/^rediss?:\/\//.test(spec)) {
+      throw new OnceInputError(`redis: "${maskUrl(spec)}" is not a redis:// or rediss:// URL.`);
+    }
+    return new Redis(spec, failFast);
+  }
+  if (!Array.isArray(spec.cluster) || spec.cluster.length === 0) {
+    throw new OnceInputError('redis: { cluster } needs at least one { host, port } node.');
+  }
+  return new Cluster(spec.cluster, {
+    enableOfflineQueue: false,
+    lazyConnect: true,
+    redisOptions: failFast,
+    shardedSubscribers: true,
+  });
+}
+
+function describe(spec: RedisSpec, client: RedisClient): string {
+  if (client instanceof Cluster) {
+    const nodes =
+      typeof spec === 'object' && !(spec instanceof Cluster) && !(spec instanceof Redis) ? spec.cluster : [];
+    const named = nodes.map((node) =>
+      typeof node === 'object' ? `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}` : maskUrl(String(node)),
+    );
+    return `cluster(${named.join(',')})`;
+  }
+  const { host, port, path } = client.options;
+  return path ?? `${host}:${port}`;
+}
+
+/** A URL with its password replaced by `***`, for messages and logs. */
+export function maskUrl(url: string): string {
+  return url.replace(/^(\w+:\/\/)([^:@/]*):([^@/]*)@/, '$1$2:***@');
+}

@@ -1,0 +1,175 @@
+import { OnceForeignValueError, RedisUnavailableError } from './errors.js';
+import type { KeyNames } from './keys.js';
+import type { RedisNode } from './redis-node.js';
+import type { BeginReply, FinishReply, PublishCommand, ReadReply, ResetReply } from './scripts.js';
+import * as scripts from './scripts.js';
+
+/**
+ * The state of a key across every Redis master we were given: one master is a majority of one, so
+ * standalone, Sentinel, Cluster and a quorum of independent masters all take this one code path.
+ *
+ * Every operation goes to all masters and settles as soon as a majority agrees. Masters that disagree
+ * are reconciled by the highest fencing token, and `done` counts only when a majority holds it with
+ * that token; anything less reads as the attempt still running, so a takeover finishes the job.
+ */
+export class Store {
+  readonly majority: number;
+
+  constructor(
+    private readonly nodes: readonly RedisNode[],
+    readonly publish: PublishCommand,
+  ) {
+    this.majority = Math.floor(nodes.length / 2) + 1;
+  }
+
+  get isQuorum(): boolean {
+    return this.nodes.length > 1;
+  }
+
+  async read(names: KeyNames): Promise<ReadReply> {
+    const replies = await this.gather(
+      names.key,
+      'reading',
+      (node) => scripts.readState(node, names),
+      () => true,
+    );
+    return reconcile(replies, this.majority);
+  }
+
+  async begin(names: KeyNames, args: Parameters<typeof scripts.begin>[2]): Promise<BeginReply> {
+    const replies = await this.gather(
+      names.key,
+      'beginning',
+      (node) => scripts.begin(node, names, args),
+      isOk,
+    );
+    const refusal = worstRefusal(replies);
+    if (replies.filter(isOk).length >= this.majority || !refusal)
+      return { ok: true, startedAt: startedAt(replies) };
+    return refusal;
+  }
+
+  async complete(names: KeyNames, args: Parameters<typeof scripts.complete>[2]): Promise<FinishReply> {
+    return this.finish(names, 'completing', (node) => scripts.complete(node, names, args));
+  }
+
+  async fail(names: KeyNames, args: Parameters<typeof scripts.fail>[2]): Promise<FinishReply> {
+    return this.finish(names, 'recording the failure', (node) => scripts.fail(node, names, args));
+  }
+
+  async reset(names: KeyNames, args: { force: boolean; controlChannel: string }): Promise<ResetReply> {
+    const replies = await this.gather(
+      names.key,
+      'resetting',
+      (node) => scripts.reset(node, names, { ...args, publish: this.publish }),
+      isOk,
+    );
+    const busy = replies.find((reply): reply is Extract<ResetReply, { ok: false }> => !reply.ok);
+    if (busy && replies.filter(isOk).length < this.majority) return busy;
+    return { ok: true, existed: replies.some((reply) => reply.ok && reply.existed) };
+  }
+
+  private async finish(
+    names: KeyNames,
+    what: string,
+    op: (node: RedisNode) => Promise<FinishReply>,
+  ): Promise<FinishReply> {
+    const replies = await this.gather(names.key, what, op, isOk);
+    if (replies.filter(isOk).length >= this.majority) return { ok: true };
+    return replies.find((reply) => !reply.ok) ?? { ok: false, reason: 'changed' };
+  }
+
+  /**
+   * Runs `op` on every master and resolves with the replies as soon as `majority` of them satisfy
+   * `settles` (or every master has answered). Rejects with RedisUnavailableError when a majority can
+   * no longer answer; a foreign value on any master rejects at once. Late replies are dropped.
+   */
+  private gather<T>(
+    key: string,
+    what: string,
+    op: (node: RedisNode) => Promise<T>,
+    settles: (reply: T) => boolean,
+  ): Promise<T[]> {
+    return new Promise<T[]>((resolve, reject) => {
+      const replies: T[] = [];
+      const errors: unknown[] = [];
+      let settled = 0;
+      let done = false;
+      const check = () => {
+        if (done) return;
+        const pending = this.nodes.length - replies.length - errors.length;
+        if (settled >= this.majority) {
+          done = true;
+          resolve(replies);
+        } else if (this.nodes.length - errors.length < this.majority) {
+          done = true;
+          reject(unavailable(key, what, errors, this.nodes.length, this.majority));
+        } else if (settled + pending < this.majority && replies.length >= this.majority) {
+          // A majority answered, and no longer can a majority agree: the refusals are the answer.
+          done = true;
+          resolve(replies);
+        }
+      };
+      for (const node of this.nodes) {
+        op(node).then(
+          (reply) => {
+            replies.push(reply);
+            if (settles(reply)) settled++;
+            check();
+          },
+          (error: unknown) => {
+            if (error instanceof OnceForeignValueError && !done) {
+              done = true;
+              reject(error);
+              return;
+            }
+            errors.push(error);
+            check();
+          },
+        );
+      }
+    });
+  }
+}
+
+function isOk(reply: { ok: boolean }): boolean {
+  return reply.ok;
+}
+
+function unavailable(key: string, what: string, errors: unknown[], size: number, majority: number): Error {
+  if (size === 1 && errors[0] instanceof RedisUnavailableError) return errors[0];
+  return new RedisUnavailableError(
+    `Only ${size - errors.length} of ${size} Redis masters answered ${what} "${key}"; ${majority} are needed.`,
+    { key, cause: errors[0] },
+  );
+}
+
+/** Picks the reply with the highest token; `done` only when a majority agrees on it. */
+function reconcile(replies: ReadReply[], majority: number): ReadReply {
+  let best = replies[0]!;
+  for (const reply of replies) if (reply.state.token > best.state.token) best = reply;
+  const fence = Math.max(...replies.map((reply) => reply.fence));
+  const serverMicros = Math.max(...replies.map((reply) => reply.serverMicros));
+  // The lease counts as held while a majority of masters still hold it.
+  const pttls = replies.map((reply) => reply.leasePttl).sort((a, b) => b - a);
+  const leasePttl = pttls[majority - 1] ?? -2;
+  let state = best.state;
+  if (state.status === 'done') {
+    const agreeing = replies.filter((r) => r.state.status === 'done' && r.state.token === state.token).length;
+    if (agreeing < majority) state = { ...state, status: 'running', valueJson: undefined };
+  }
+  return { state, leasePttl, fence, serverMicros, statePttl: best.statePttl };
+}
+
+function worstRefusal(replies: BeginReply[]): Exclude<BeginReply, { ok: true }> | undefined {
+  const refusals = replies.filter((reply): reply is Exclude<BeginReply, { ok: true }> => !reply.ok);
+  // A key already done outranks every other refusal: the caller should return its value.
+  return (
+    refusals.find((r) => r.reason === 'done') ?? refusals.find((r) => r.reason === 'stale') ?? refusals[0]
+  );
+}
+
+function startedAt(replies: BeginReply[]): number {
+  for (const reply of replies) if (reply.ok) return reply.startedAt;
+  return Date.now();
+}

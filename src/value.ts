@@ -1,0 +1,69 @@
+import { OnceSerializationError } from './errors.js';
+
+/**
+ * fn's value travels to every waiter as JSON, so only values that survive JSON unchanged are accepted:
+ * plain objects, arrays, strings, finite numbers, booleans and null (and `undefined` at the top level,
+ * for an fn that returns nothing). Anything JSON would change silently — a Date becoming a string, a
+ * Map becoming `{}`, NaN becoming null, a class instance losing its prototype — is refused here, so the
+ * leader and its followers can never see different values. Refusing fails the attempt; it never
+ * becomes `done`.
+ *
+ * Returns the JSON text, or undefined for an undefined value.
+ */
+export function encodeValue(value: unknown, key: string): string | undefined {
+  if (value === undefined) return undefined;
+  const problem = findProblem(value, 'value', new Set());
+  if (problem) {
+    throw new OnceSerializationError(
+      `fn for "${key}" returned a value that does not survive JSON: ${problem}. ` +
+        'Return plain objects, arrays, strings, finite numbers, booleans or null.',
+      { key },
+    );
+  }
+  return JSON.stringify(value);
+}
+
+/** The value stored as JSON text; undefined when fn returned undefined. */
+export function decodeValue<T>(json: string | undefined): T {
+  return (json === undefined ? undefined : JSON.parse(json)) as T;
+}
+
+function findProblem(value: unknown, path: string, ancestors: Set<object>): string | undefined {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return undefined;
+    case 'number':
+      return Number.isFinite(value) ? undefined : `${path} is ${value}`;
+    case 'object':
+      break;
+    default:
+      return `${path} is a ${typeof value}`;
+  }
+  if (value === null) return undefined;
+  if (ancestors.has(value)) return `${path} is circular`;
+  ancestors.add(value);
+  try {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        if (value[i] === undefined) return `${path}[${i}] is undefined (JSON turns it into null)`;
+        const problem = findProblem(value[i], `${path}[${i}]`, ancestors);
+        if (problem) return problem;
+      }
+      return undefined;
+    }
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      return `${path} is a ${value.constructor?.name ?? 'non-plain object'}`;
+    }
+    for (const [name, child] of Object.entries(value)) {
+      // JSON drops undefined properties; deep equality treats them as absent, so allow them.
+      if (child === undefined) continue;
+      const problem = findProblem(child, `${path}.${name}`, ancestors);
+      if (problem) return problem;
+    }
+    return undefined;
+  } finally {
+    ancestors.delete(value);
+  }
+}

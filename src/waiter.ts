@@ -1,0 +1,208 @@
+import createDebug from 'debug';
+import { RedisUnavailableError } from './errors.js';
+import { quitOrDisconnect, type RedisClient, type RedisNode, waitForReady } from './redis-node.js';
+
+const debug = createDebug('redis-once:waiter');
+
+type Listener = (message: string) => void;
+
+/**
+ * One subscriber connection per Redis node and Once instance, multiplexing every key's completion
+ * channel and the namespace's control channel. Followers never poll: they wait here for a message,
+ * or for the lease deadline they were told.
+ *
+ * After the connection drops and comes back, ioredis subscribes again by itself, but messages sent in
+ * between are lost; so every watcher is woken to re-read the state (`onReconnect`).
+ */
+export class Subscriber {
+  private connection: RedisClient | undefined;
+  private readonly channels = new Map<string, { listeners: Set<Listener>; ready: Promise<void> }>();
+  private readonly reconnectListeners = new Set<() => void>();
+  private closed = false;
+
+  constructor(
+    private readonly node: RedisNode,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /**
+   * Adds `listener` to `channel`; resolves once Redis confirmed the subscription, so a state read after
+   * this cannot miss a message. Returns the function that removes it.
+   */
+  async listen(channel: string, listener: Listener, sharded: boolean): Promise<() => void> {
+    let entry = this.channels.get(channel);
+    if (!entry) {
+      const connection = this.connect();
+      const ready = this.bounded(
+        `subscribing to ${channel}`,
+        (async () => {
+          await waitForReady(connection, performance.now() + this.timeoutMs);
+          await (sharded ? connection.ssubscribe(channel) : connection.subscribe(channel));
+        })(),
+      );
+      entry = { listeners: new Set(), ready };
+      this.channels.set(channel, entry);
+      ready.catch(() => {
+        if (this.channels.get(channel) === entry) this.channels.delete(channel);
+      });
+    }
+    const current = entry;
+    current.listeners.add(listener);
+    try {
+      await current.ready;
+    } catch (error) {
+      current.listeners.delete(listener);
+      throw error;
+    }
+    return () => {
+      current.listeners.delete(listener);
+      // Only the entry this listener joined; a newer subscription to the channel is not ours to end.
+      if (current.listeners.size > 0 || this.channels.get(channel) !== current) return;
+      this.channels.delete(channel);
+      const connection = this.connection;
+      if (!connection || this.closed) return;
+      (sharded ? connection.sunsubscribe(channel) : connection.unsubscribe(channel)).catch((error: unknown) =>
+        debug('unsubscribe %s: %s', channel, error instanceof Error ? error.message : error),
+      );
+    };
+  }
+
+  /** `callback` runs whenever the connection is back after a drop: messages may have been missed. */
+  onReconnect(callback: () => void): () => void {
+    this.reconnectListeners.add(callback);
+    return () => this.reconnectListeners.delete(callback);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.channels.clear();
+    this.reconnectListeners.clear();
+    if (this.connection) await quitOrDisconnect(this.connection);
+  }
+
+  private connect(): RedisClient {
+    if (this.closed) throw new RedisUnavailableError('This Once instance is closed.');
+    if (this.connection) return this.connection;
+    const connection = this.node.duplicate();
+    const deliver = (channel: string, message: string) => {
+      const entry = this.channels.get(channel);
+      if (!entry) return;
+      for (const listener of [...entry.listeners]) listener(message);
+    };
+    connection.on('message', deliver);
+    connection.on('smessage', deliver);
+    let connectedBefore = false;
+    connection.on('ready', () => {
+      if (connectedBefore) {
+        debug(
+          'subscriber to %s reconnected; waking %d watcher(s)',
+          this.node.label,
+          this.reconnectListeners.size,
+        );
+        for (const callback of [...this.reconnectListeners]) callback();
+      }
+      connectedBefore = true;
+    });
+    connection.connect().catch(() => {});
+    this.connection = connection;
+    return connection;
+  }
+
+  private bounded<T>(what: string, promise: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new RedisUnavailableError(
+              `Redis at ${this.node.label} did not confirm ${what} within ${this.timeoutMs} ms (redisTimeoutMs).`,
+            ),
+          ),
+        this.timeoutMs,
+      );
+      timer.unref();
+      promise.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(
+            error instanceof RedisUnavailableError
+              ? error
+              : new RedisUnavailableError(`Redis at ${this.node.label} refused ${what}.`, { cause: error }),
+          );
+        },
+      );
+    });
+  }
+}
+
+/** Why a watch woke up. */
+export type Wake = { kind: 'message'; message: string } | { kind: 'deadline' } | { kind: 'reconnected' };
+
+/**
+ * One flight's view of one key's completion channel, on every node: buffers what arrives between the
+ * subscription and the wait, so that "subscribe, then read, then wait" can never miss a message.
+ */
+export class KeyWatch {
+  private readonly queue: Wake[] = [];
+  private wake: (() => void) | undefined;
+  private readonly cleanups: Array<() => void> = [];
+
+  private constructor() {}
+
+  static async open(
+    subscribers: readonly Subscriber[],
+    channel: string,
+    sharded: boolean,
+  ): Promise<KeyWatch> {
+    const watch = new KeyWatch();
+    const push = (event: Wake) => {
+      watch.queue.push(event);
+      watch.wake?.();
+    };
+    for (const subscriber of subscribers)
+      watch.cleanups.push(subscriber.onReconnect(() => push({ kind: 'reconnected' })));
+    const results = await Promise.allSettled(
+      subscribers.map((subscriber) =>
+        subscriber.listen(channel, (message) => push({ kind: 'message', message }), sharded),
+      ),
+    );
+    let confirmed = 0;
+    for (const result of results) {
+      if (result.status !== 'fulfilled') continue;
+      watch.cleanups.push(result.value);
+      confirmed++;
+    }
+    // A watch needs a majority of nodes: that is where a completion must be written to count.
+    if (confirmed < Math.floor(results.length / 2) + 1) {
+      watch.close();
+      throw (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason;
+    }
+    return watch;
+  }
+
+  /** Resolves with the next event, or `deadline` at `until` (a performance.now() instant), or on abort. */
+  next(until: number, signal: AbortSignal): Promise<Wake> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise<Wake>((resolve) => {
+      const finish = (event: Wake) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        this.wake = undefined;
+        resolve(event);
+      };
+      const onAbort = () => finish({ kind: 'deadline' });
+      const timer = setTimeout(() => finish({ kind: 'deadline' }), Math.max(0, until - performance.now()));
+      timer.unref();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.wake = () => finish(this.queue.shift() ?? { kind: 'deadline' });
+    });
+  }
+
+  close(): void {
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+  }
+}
