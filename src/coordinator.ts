@@ -218,14 +218,10 @@ export class Coordinator {
       throw new AttemptFailure(error);
     }
     if (!lease.isValid()) {
-      const error = new LeaseLostError(
-        `Lease of "${names.key}" expired before its value could be recorded.`,
-        {
-          key: names.key,
-        },
-      );
-      await this.recordFailure(names, lease, fencingToken, error, 'lease-lost');
-      throw error;
+      // fn settled after the deadline (say, the process was paused) before our timers could abort it.
+      lease.abandon(`the lease of "${names.key}" expired before its value could be recorded`);
+      await this.recordFailure(names, lease, fencingToken, lease.signal.reason, 'lease-lost');
+      throw lease.signal.reason;
     }
 
     let completed: Awaited<ReturnType<Store['complete']>>;

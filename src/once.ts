@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { setMaxListeners } from 'node:events';
 import createDebug from 'debug';
 import {
   AttemptFailure,
@@ -147,6 +148,8 @@ class OnceInstance implements Once {
     });
     this.store = store;
     this.memo = new Memo(options.memoMaxKeys);
+    // Every waiting caller listens for close(); thousands may wait at once, and that is no leak.
+    setMaxListeners(0, this.closing.signal);
   }
 
   private readonly store: Store;

@@ -1,0 +1,66 @@
+/**
+ * A child process playing one node of the cluster: it calls `runDetailed` from `callers` concurrent
+ * callers and reports everything it sees over IPC. Started by `startWorker` (worker.ts).
+ *
+ * fn's body stands in for real work: it takes `fnMs`, or until its lease is lost when `untilAborted`.
+ */
+import { createOnce, type OnceContext } from '../../src/index.js';
+import type { WorkerConfig, WorkerEvent } from './worker.js';
+
+const config = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig;
+const send = (event: WorkerEvent) => process.send?.(event);
+
+const once = createOnce({
+  redis: config.url,
+  namespace: config.namespace,
+  leaseMs: config.leaseMs,
+  maxAttempts: config.maxAttempts,
+  redisTimeoutMs: config.redisTimeoutMs,
+  nodeId: config.nodeId,
+});
+
+async function fn(ctx: OnceContext): Promise<{ by: string; token: number }> {
+  send({
+    type: 'fn-start',
+    nodeId: config.nodeId,
+    fencingToken: ctx.fencingToken,
+    attempt: ctx.attempt,
+    previous: ctx.previous ? { ...ctx.previous } : null,
+  });
+  ctx.signal.addEventListener('abort', () => {
+    send({
+      type: 'fn-aborted',
+      nodeId: config.nodeId,
+      reason: (ctx.signal.reason as Error)?.name ?? 'unknown',
+    });
+  });
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, config.fnMs);
+    if (config.untilAborted) {
+      ctx.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    }
+  });
+  if (config.failAttempts?.includes(ctx.attempt)) throw new Error(`attempt ${ctx.attempt} failed on purpose`);
+  send({ type: 'fn-end', nodeId: config.nodeId, fencingToken: ctx.fencingToken });
+  return { by: config.nodeId, token: ctx.fencingToken };
+}
+
+process.on('message', async (message: { type: string }) => {
+  if (message.type !== 'go') return;
+  const calls = Array.from({ length: config.callers }, () =>
+    once.runDetailed(config.key, fn).then(
+      (result) => send({ type: 'result', nodeId: config.nodeId, result }),
+      (error: Error) =>
+        send({ type: 'error', nodeId: config.nodeId, name: error.name, message: error.message }),
+    ),
+  );
+  await Promise.all(calls);
+  await once.close();
+  send({ type: 'finished', nodeId: config.nodeId });
+  process.disconnect?.();
+});
+
+send({ type: 'ready', nodeId: config.nodeId });
