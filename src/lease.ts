@@ -1,6 +1,5 @@
 import { ExecutionError, type Lock, Redlock, ResourceLockedError } from '@sesamecare-oss/redlock';
 import createDebug from 'debug';
-import { Redis } from 'ioredis';
 import { LeaseLostError, RedisUnavailableError } from './errors.js';
 import type { RedisNode } from './redis-node.js';
 
@@ -45,9 +44,9 @@ export class Leases {
     private readonly nodes: readonly RedisNode[],
     private readonly timeoutMs: number,
   ) {
-    const first = nodes[0]?.client;
-    // Redlock's scripts SELECT a database; it must be the one our state lives in.
-    const db = first instanceof Redis ? (first.options.db ?? 0) : 0;
+    // Redlock's scripts SELECT a database; it must be the one our state lives in (a Cluster has only 0).
+    const first = nodes[0]?.client as { options?: { db?: number } } | undefined;
+    const db = nodes[0]?.isCluster ? 0 : (first?.options?.db ?? 0);
     this.redlock = new Redlock(
       nodes.map((node) => node.client),
       { retryCount: 0, driftFactor: DRIFT_FACTOR, db },

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { OnceInputError } from './errors.js';
 import { MAX_KEY_BYTES } from './keys.js';
-import type { RedisSpec } from './redis-node.js';
+import { isClient, type RedisSpec } from './redis-node.js';
 
 /** Options of `createOnce`. Durations are positive integers of milliseconds. */
 export interface OnceOptions {
@@ -198,10 +198,11 @@ export function checkFn(fn: unknown): void {
 }
 
 function checkSpec(spec: unknown): void {
-  if (typeof spec === 'string') return;
-  if (typeof spec === 'object' && spec !== null) return;
+  if (typeof spec === 'string' || isClient(spec)) return;
+  if (typeof spec === 'object' && spec !== null && Array.isArray((spec as { cluster?: unknown }).cluster))
+    return;
   throw new OnceInputError(
-    `redis must be an ioredis client, a redis:// URL or { cluster: [...] }, got ${describe(spec)}.`,
+    `redis must be an ioredis client, a redis:// URL or { cluster: [{ host, port }] }, got ${describe(spec)}.`,
   );
 }
 

@@ -31,7 +31,7 @@ export class RedisNode {
     spec: RedisSpec,
     private readonly timeoutMs: number,
   ) {
-    if (spec instanceof Redis || spec instanceof Cluster) {
+    if (isClient(spec)) {
       this.client = spec;
       this.owned = false;
     } else {
@@ -43,7 +43,7 @@ export class RedisNode {
         debug('%s: %s', this.label, error.message);
       });
     }
-    this.isCluster = this.client instanceof Cluster;
+    this.isCluster = isClusterClient(this.client);
     this.label = describe(spec, this.client);
   }
 
@@ -85,11 +85,11 @@ export class RedisNode {
   duplicate(): RedisClient {
     const override = { enableOfflineQueue: false, lazyConnect: true } as const;
     const copy =
-      this.client instanceof Cluster
-        ? this.client.duplicate(undefined, {
+      this.client instanceof Cluster || isClusterClient(this.client)
+        ? (this.client as Cluster).duplicate(undefined, {
             redisOptions: { ...this.client.options.redisOptions, ...override },
           })
-        : this.client.duplicate({ ...override, connectTimeout: this.timeoutMs });
+        : (this.client as Redis).duplicate({ ...override, connectTimeout: this.timeoutMs });
     copy.on('error', (error: Error) => debug('%s subscriber: %s', this.label, error.message));
     return copy;
   }
@@ -197,16 +197,34 @@ function connect(spec: string | { cluster: ClusterNode[] }, timeoutMs: number): 
 }
 
 function describe(spec: RedisSpec, client: RedisClient): string {
-  if (client instanceof Cluster) {
-    const nodes =
-      typeof spec === 'object' && !(spec instanceof Cluster) && !(spec instanceof Redis) ? spec.cluster : [];
+  if (isClusterClient(client)) {
+    const nodes = typeof spec === 'object' && !isClient(spec) ? spec.cluster : [];
     const named = nodes.map((node) =>
       typeof node === 'object' ? `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}` : maskUrl(String(node)),
     );
     return `cluster(${named.join(',')})`;
   }
-  const { host, port, path } = client.options;
+  const { host, port, path } = (client as Redis).options;
   return path ?? `${host}:${port}`;
+}
+
+/**
+ * Duck-typed, not `instanceof`: a caller's client may come from another copy or major version of
+ * ioredis than ours, and is just as good.
+ */
+export function isClient(spec: unknown): spec is RedisClient {
+  const candidate = spec as Partial<Record<'duplicate' | 'evalsha' | 'subscribe', unknown>> | null;
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.duplicate === 'function' &&
+    typeof candidate.evalsha === 'function' &&
+    typeof candidate.subscribe === 'function'
+  );
+}
+
+function isClusterClient(client: RedisClient): client is Cluster {
+  return (client as { isCluster?: unknown }).isCluster === true;
 }
 
 /** A URL with its password replaced by `***`, for messages and logs. */
