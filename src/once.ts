@@ -34,7 +34,7 @@ import {
 import { RedisNode } from './redis-node.js';
 import { Store } from './store.js';
 import { decodeValue } from './value.js';
-import { Subscriber } from './waiter.js';
+import { listenOnMajority, Subscriber } from './waiter.js';
 
 const debug = createDebug('redis-once:once');
 
@@ -284,11 +284,7 @@ class OnceInstance implements Once {
   private listenForResets(): Promise<void> {
     this.control ??= (async () => {
       const channel = controlChannel(this.options.namespace);
-      await Promise.all(
-        this.subscribers.map((subscriber) =>
-          subscriber.listen(channel, (key) => this.memo.forget(key), false),
-        ),
-      );
+      await listenOnMajority(this.subscribers, channel, (key) => this.memo.forget(key), false);
     })().catch((error: unknown) => {
       this.control = undefined; // try again on the next call
       throw error;

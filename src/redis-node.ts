@@ -131,21 +131,23 @@ export class RedisNode {
 export function waitForReady(client: RedisClient, deadline: number): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   return new Promise<void>((resolve, reject) => {
-    const onReady = () => {
-      cleanup();
-      resolve();
-    };
-    const onEnd = () => {
-      cleanup();
-      reject(new RedisUnavailableError('The Redis connection was closed.'));
-    };
-    const timer = setTimeout(onEnd, Math.max(0, deadline - performance.now()));
-    timer.unref();
-    const cleanup = () => {
+    const settle = (error?: Error) => {
       clearTimeout(timer);
       client.off('ready', onReady);
       client.off('end', onEnd);
+      if (error) reject(error);
+      else resolve();
     };
+    const onReady = () => settle();
+    const onEnd = () => settle(new RedisUnavailableError('The Redis connection was closed.'));
+    const timer = setTimeout(
+      () =>
+        settle(
+          new RedisUnavailableError('The Redis connection did not become ready in time (redisTimeoutMs).'),
+        ),
+      Math.max(0, deadline - performance.now()),
+    );
+    timer.unref();
     client.on('ready', onReady);
     client.on('end', onEnd);
   });

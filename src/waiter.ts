@@ -138,6 +138,26 @@ export class Subscriber {
   }
 }
 
+/**
+ * Listens on `channel` on every node and resolves once a majority confirmed: a completion or a reset
+ * counts only when written to a majority, and any two majorities share a node. The listeners that did
+ * subscribe are returned (to stop them); a minority that failed is left out.
+ */
+export async function listenOnMajority(
+  subscribers: readonly Subscriber[],
+  channel: string,
+  listener: Listener,
+  sharded: boolean,
+): Promise<Array<() => void>> {
+  const results = await Promise.allSettled(subscribers.map((s) => s.listen(channel, listener, sharded)));
+  const stops = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  if (stops.length < Math.floor(subscribers.length / 2) + 1) {
+    for (const stop of stops) stop();
+    throw (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason;
+  }
+  return stops;
+}
+
 /** Why a watch woke up. */
 export type Wake = { kind: 'message'; message: string } | { kind: 'deadline' } | { kind: 'reconnected' };
 
@@ -164,21 +184,17 @@ export class KeyWatch {
     };
     for (const subscriber of subscribers)
       watch.cleanups.push(subscriber.onReconnect(() => push({ kind: 'reconnected' })));
-    const results = await Promise.allSettled(
-      subscribers.map((subscriber) =>
-        subscriber.listen(channel, (message) => push({ kind: 'message', message }), sharded),
-      ),
-    );
-    let confirmed = 0;
-    for (const result of results) {
-      if (result.status !== 'fulfilled') continue;
-      watch.cleanups.push(result.value);
-      confirmed++;
-    }
-    // A watch needs a majority of nodes: that is where a completion must be written to count.
-    if (confirmed < Math.floor(results.length / 2) + 1) {
+    try {
+      const stops = await listenOnMajority(
+        subscribers,
+        channel,
+        (message) => push({ kind: 'message', message }),
+        sharded,
+      );
+      watch.cleanups.push(...stops);
+    } catch (error) {
       watch.close();
-      throw (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason;
+      throw error;
     }
     return watch;
   }

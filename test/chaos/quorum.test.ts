@@ -1,0 +1,87 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOnce, type Once, RedisUnavailableError } from '../../src/index.js';
+import { gate } from '../helpers/gate.js';
+import { canInjectFaults, type RedisServer, startRedis } from '../helpers/redis-server.js';
+
+describe.skipIf(!canInjectFaults)('a quorum of independent masters', () => {
+  let masters: RedisServer[];
+  beforeAll(async () => {
+    masters = await Promise.all([1, 2, 3].map((i) => startRedis({ name: `quorum-${i}` })));
+  });
+  afterAll(async () => {
+    await Promise.all(masters.map((master) => master.stop()));
+  });
+
+  function node(namespace: string, extra: { leaseMs?: number; redisTimeoutMs?: number } = {}): Once {
+    return createOnce({
+      quorum: masters.map((m) => m.url),
+      namespace,
+      leaseMs: 1500,
+      redisTimeoutMs: 500,
+      ...extra,
+    });
+  }
+
+  it('runs fn once across nodes and writes the done state to every master', async () => {
+    const namespace = `q-${randomUUID()}`;
+    const [a, b] = [node(namespace), node(namespace)];
+    try {
+      let runs = 0;
+      const release = gate();
+      const fn = async () => {
+        runs++;
+        await release.promise;
+        return { schema: 7 };
+      };
+      const calls = [a.run('m', fn), b.run('m', fn), a.run('m', fn), b.run('m', fn)];
+      release.open();
+      expect(await Promise.all(calls)).toEqual(Array(4).fill({ schema: 7 }));
+      expect(runs).toBe(1);
+      for (const master of masters) {
+        const client = master.client();
+        expect(await client.hget(`${namespace}:{m}:state`, 'status')).toBe('done');
+        client.disconnect();
+      }
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('keeps working with one master down, and refuses within the bound with two down', async () => {
+    const namespace = `q-${randomUUID()}`;
+    await masters[2]!.kill();
+    const once = node(namespace);
+    try {
+      expect(await once.run('one-down', () => 'still fine')).toBe('still fine');
+      expect(await once.status('one-down')).toMatchObject({ state: 'done', value: 'still fine' });
+
+      await masters[1]!.kill();
+      const t0 = performance.now();
+      const error = await once.run('two-down', () => 'never').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RedisUnavailableError);
+      expect(performance.now() - t0).toBeLessThan(2000);
+    } finally {
+      await once.close();
+      for (const master of masters) if (master.pid === undefined) await master.restart();
+    }
+  });
+
+  it('reconciles a master that lost its data by the highest fencing token', async () => {
+    const namespace = `q-${randomUUID()}`;
+    const first = node(namespace);
+    const tokens: number[] = [];
+    try {
+      await first.run('k', (ctx) => tokens.push(ctx.fencingToken));
+      // One master forgets everything: a majority still says done.
+      await masters[0]!.kill();
+      await masters[0]!.restart();
+      expect(await first.status('k')).toMatchObject({ state: 'done' });
+      await first.reset('k');
+      await first.run('k', (ctx) => tokens.push(ctx.fencingToken));
+      expect(tokens[1]).toBeGreaterThan(tokens[0]!);
+    } finally {
+      await first.close();
+    }
+  });
+});

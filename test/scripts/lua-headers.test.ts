@@ -1,0 +1,187 @@
+/**
+ * Each script's `--[[ ]]` header is its contract: the KEYS and ARGV it takes and every code it returns.
+ * These checks keep the headers, the bodies, the file names and the TS wrappers from drifting apart.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { keyNames } from '../../src/keys.js';
+import type { RedisNode } from '../../src/redis-node.js';
+import { begin, complete, fail, readState, reset, scripts } from '../../src/scripts.js';
+
+const LUA_DIR = fileURLToPath(new URL('../../src/lua/', import.meta.url));
+
+interface Script {
+  file: string;
+  name: string;
+  /** The KEYS count in the file name: `begin-3.lua` → 3. */
+  keysInName: number;
+  header: string;
+  body: string;
+}
+
+function loadScripts(): Script[] {
+  return readdirSync(LUA_DIR)
+    .filter((file) => file.endsWith('.lua'))
+    .sort()
+    .map((file) => {
+      const match = /^(.+)-(\d+)\.lua$/.exec(file);
+      if (!match) throw new Error(`${file}: a script is named <name>-<number of KEYS>.lua`);
+      const source = readFileSync(`${LUA_DIR}${file}`, 'utf8');
+      const header = /^--\[\[([\s\S]*?)\]\]/.exec(source);
+      if (!header) throw new Error(`${file}: a script opens with a --[[ ]] header`);
+      return {
+        file,
+        name: match[1]!,
+        keysInName: Number(match[2]),
+        header: header[1]!,
+        body: source.slice(header[0].length),
+      };
+    });
+}
+
+/** The indices documented in the header: lines that start with `KEYS[i]` or `ARGV[i]`. */
+function documented(header: string, table: 'KEYS' | 'ARGV'): number[] {
+  return [...header.matchAll(new RegExp(`^\\s*${table}\\[(\\d+)\\]`, 'gm'))].map((m) => Number(m[1]));
+}
+
+/** Every index of `table` the body uses. */
+function used(body: string, table: 'KEYS' | 'ARGV'): number[] {
+  const indices = [...body.matchAll(new RegExp(`\\b${table}\\[(\\d+)\\]`, 'g'))].map((m) => Number(m[1]));
+  return [...new Set(indices)].sort((a, b) => a - b);
+}
+
+/** The header's `Returns` section: everything after the line that says `Returns`. */
+function returnsSection(header: string): string {
+  const at = header.search(/^\s*Returns\s*$/m);
+  if (at === -1) throw new Error('the header has no Returns section');
+  return header.slice(at);
+}
+
+/** The numeric codes the body returns: `return {<code>, …}`. */
+function returnedCodes(body: string): number[] {
+  const codes = [...body.matchAll(/\breturn\s*\{\s*(-?\d+)/g)].map((m) => Number(m[1]));
+  return [...new Set(codes)].sort((a, b) => a - b);
+}
+
+/** The codes the Returns section lists: lines that start with `{<code>`. */
+function documentedCodes(returns: string): number[] {
+  const codes = [...returns.matchAll(/^\s*\{\s*(-?\d+)/gm)].map((m) => Number(m[1]));
+  return [...new Set(codes)].sort((a, b) => a - b);
+}
+
+const oneToN = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+const all = loadScripts();
+
+it('finds every script, and a wrapper in `scripts` for each', () => {
+  expect(all.map((script) => script.name)).toEqual(expect.arrayContaining(['begin', 'complete', 'fail']));
+  expect(all.map((script) => script.name).sort()).toEqual(Object.keys(scripts).sort());
+});
+
+describe.each(all)('$file', (script) => {
+  const keys = documented(script.header, 'KEYS');
+  const argv = documented(script.header, 'ARGV');
+
+  it('documents KEYS[1..n] and ARGV[1..m] in order, each once', () => {
+    expect(keys).toEqual(oneToN(keys.length));
+    expect(argv).toEqual(oneToN(argv.length));
+  });
+
+  it('documents as many KEYS as its file name says, and as its LuaScript passes', () => {
+    expect(keys.length).toBe(script.keysInName);
+    const lua = scripts[script.name as keyof typeof scripts];
+    expect(lua, `scripts.${script.name}`).toBeDefined();
+    expect(lua.numberOfKeys).toBe(script.keysInName);
+    expect(lua.name).toBe(script.name);
+  });
+
+  it('uses exactly the KEYS it documents', () => {
+    expect(used(script.body, 'KEYS')).toEqual(keys);
+  });
+
+  it('uses exactly the ARGV it documents', () => {
+    expect(used(script.body, 'ARGV')).toEqual(argv);
+  });
+
+  it('documents every code it returns, and returns every code it documents', () => {
+    const returns = returnsSection(script.header);
+    const inBody = returnedCodes(script.body);
+    expect(inBody.length).toBeGreaterThan(0);
+    expect(documentedCodes(returns)).toEqual(inBody);
+  });
+
+  it('is loaded by its LuaScript as it is on disk (plus the shared include, if it calls it)', () => {
+    const lua = scripts[script.name as keyof typeof scripts];
+    const source = readFileSync(`${LUA_DIR}${script.file}`, 'utf8');
+    expect(lua.source.endsWith(source)).toBe(true);
+    if (source.includes('foreignValue(')) {
+      expect(lua.source).toContain('local function foreignValue(');
+      // An include that calls for it must be documented as a reply code.
+      expect(documentedCodes(returnsSection(script.header))).toContain(-10);
+    } else {
+      expect(lua.source).toBe(source);
+    }
+  });
+});
+
+describe('the TS wrappers pass each script the KEYS and ARGV its header documents', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const names = keyNames('ns', 'key');
+  const node = {} as RedisNode; // never reached: LuaScript.run is stubbed
+  const calls: Array<[() => Promise<unknown>, keyof typeof scripts, unknown[]]> = [
+    [() => readState(node, names), 'read', [0, [], -2, '0', '1700000000', '0', -2]],
+    [
+      () => begin(node, names, { leaseValue: 'l', expectedToken: 0, newToken: 1, attempt: 1, owner: 'o' }),
+      'begin',
+      [0, '1700000000000'],
+    ],
+    [
+      () =>
+        complete(node, names, {
+          leaseValue: 'l',
+          token: 1,
+          valueJson: '1',
+          doneTtlMs: 10,
+          publish: 'PUBLISH',
+        }),
+      'complete',
+      [0, '1700000000000'],
+    ],
+    [
+      () =>
+        fail(node, names, {
+          leaseValue: 'l',
+          token: 1,
+          error: { name: 'Error', message: 'm' },
+          outcome: 'failed',
+          publish: 'PUBLISH',
+        }),
+      'fail',
+      [0],
+    ],
+    [
+      () => reset(node, names, { force: false, publish: 'PUBLISH', controlChannel: 'ns:control' }),
+      'reset',
+      [0, 1],
+    ],
+  ];
+
+  for (const [call, name, reply] of calls) {
+    it(`${name}`, async () => {
+      const script = all.find((s) => s.name === name)!;
+      const run = vi.spyOn(scripts[name], 'run').mockResolvedValue(reply);
+      await call();
+      expect(run).toHaveBeenCalledTimes(1);
+      const [, key, keys, args] = run.mock.calls[0]!;
+      expect(key).toBe('key');
+      expect(keys).toHaveLength(documented(script.header, 'KEYS').length);
+      expect(args).toHaveLength(documented(script.header, 'ARGV').length);
+      // KEYS are always this key's own names, so they share its hash tag.
+      for (const redisKey of keys) expect(redisKey).toMatch(/^ns:\{key\}:/);
+    });
+  }
+});
