@@ -59,6 +59,7 @@ export class Leases {
    * RedisUnavailableError when a majority did not answer within `redisTimeoutMs`.
    */
   async tryAcquire(resource: string, ttlMs: number, key: string): Promise<Lease | undefined> {
+    await Promise.all(this.nodes.map((node) => node.settled()));
     const sentAt = performance.now();
     try {
       const lock = await this.bounded(this.redlock.acquire([resource], ttlMs), 'acquiring the lease', key);

@@ -101,6 +101,17 @@ export class RedisNode {
   }
 
   /** Waits, until `deadline`, for an owned connection to be ready; a caller-owned one is used as it is. */
+  /**
+   * Waits (bounded) for a first connection still being set up, so a command we hand to the client
+   * directly (redlock's) is not refused by a connection that is merely new. A connection known to be
+   * down (reconnecting) is not waited for: on a quorum, that master simply votes no.
+   */
+  async settled(): Promise<void> {
+    const status = this.client.status;
+    if (!this.owned || (status !== 'wait' && status !== 'connecting' && status !== 'connect')) return;
+    await this.ready(performance.now() + this.timeoutMs).catch(() => {});
+  }
+
   private async ready(deadline: number): Promise<void> {
     if (!this.owned || this.client.status === 'ready') return;
     if (this.closed || this.client.status === 'end') {

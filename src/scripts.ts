@@ -4,7 +4,7 @@ import type { KeyNames } from './keys.js';
 import beginLua from './lua/begin-3.lua';
 import completeLua from './lua/complete-2.lua';
 import failLua from './lua/fail-2.lua';
-import foreignLua from './lua/includes/foreign.lua';
+import ownKeysLua from './lua/includes/own-keys.lua';
 import readLua from './lua/read-3.lua';
 import resetLua from './lua/reset-3.lua';
 import type { RedisNode } from './redis-node.js';
@@ -26,8 +26,8 @@ export class LuaScript {
     body: string,
     readonly numberOfKeys: number,
   ) {
-    // Scripts that guard against foreign values share one checked function (includes/foreign.lua).
-    this.source = body.includes('foreignValue(') ? `${foreignLua}\n${body}` : body;
+    // Scripts that read our keys share the functions that refuse foreign values (includes/own-keys.lua).
+    this.source = /\bown(State|Lease|Fence)\(/.test(body) ? `${ownKeysLua}\n${body}` : body;
     this.sha = createHash('sha1').update(this.source).digest('hex');
   }
 
@@ -212,7 +212,7 @@ function finishReply(script: string, reply: unknown[]): FinishReply {
   }
 }
 
-/** Code -10 (see includes/foreign.lua): KEYS[which] holds a value we did not write. */
+/** Code -10 (see includes/own-keys.lua): KEYS[which] holds a value we did not write. */
 function throwIfForeign(reply: unknown[], names: KeyNames, keys: string[]): void {
   if (Number(reply[0]) !== -10) return;
   throw new OnceForeignValueError({

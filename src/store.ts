@@ -31,7 +31,7 @@ export class Store {
       names.key,
       'reading',
       (node) => scripts.readState(node, names),
-      () => true,
+      (all) => this.conclusive(all),
     );
     return reconcile(replies, this.majority);
   }
@@ -41,7 +41,7 @@ export class Store {
       names.key,
       'beginning',
       (node) => scripts.begin(node, names, args),
-      isOk,
+      this.okMajority,
     );
     const refusal = worstRefusal(replies);
     if (replies.filter(isOk).length >= this.majority || !refusal)
@@ -62,11 +62,29 @@ export class Store {
       names.key,
       'resetting',
       (node) => scripts.reset(node, names, { ...args, publish: this.publish }),
-      isOk,
+      this.okMajority,
     );
     const busy = replies.find((reply): reply is Extract<ResetReply, { ok: false }> => !reply.ok);
     if (busy && replies.filter(isOk).length < this.majority) return busy;
     return { ok: true, existed: replies.some((reply) => reply.ok && reply.existed) };
+  }
+
+  /** Writes settle once a majority applied them. */
+  private readonly okMajority = (replies: Array<{ ok: boolean }>): boolean =>
+    replies.filter(isOk).length >= this.majority;
+
+  /**
+   * Reads settle once a majority answered and agrees: on one master, at once; on a quorum, when a
+   * majority reports the same status and token. A master that lost its data (or missed a write)
+   * disagrees, and then we wait for the others, so its answer cannot hide a majority's `done`.
+   */
+  private conclusive(replies: ReadReply[]): boolean {
+    if (replies.length < this.majority) return false;
+    const best = reconcile(replies, this.majority).state;
+    return (
+      replies.filter((r) => r.state.status === best.status && r.state.token === best.token).length >=
+      this.majority
+    );
   }
 
   private async finish(
@@ -74,38 +92,37 @@ export class Store {
     what: string,
     op: (node: RedisNode) => Promise<FinishReply>,
   ): Promise<FinishReply> {
-    const replies = await this.gather(names.key, what, op, isOk);
+    const replies = await this.gather(names.key, what, op, this.okMajority);
     if (replies.filter(isOk).length >= this.majority) return { ok: true };
     return replies.find((reply) => !reply.ok) ?? { ok: false, reason: 'changed' };
   }
 
   /**
-   * Runs `op` on every master and resolves with the replies as soon as `majority` of them satisfy
-   * `settles` (or every master has answered). Rejects with RedisUnavailableError when a majority can
+   * Runs `op` on every master and resolves with the replies as soon as they are `settled` (or every
+   * reachable master has answered). Rejects with RedisUnavailableError when a majority can
    * no longer answer; a foreign value on any master rejects at once. Late replies are dropped.
    */
   private gather<T>(
     key: string,
     what: string,
     op: (node: RedisNode) => Promise<T>,
-    settles: (reply: T) => boolean,
+    settled: (replies: T[]) => boolean,
   ): Promise<T[]> {
     return new Promise<T[]>((resolve, reject) => {
       const replies: T[] = [];
       const errors: unknown[] = [];
-      let settled = 0;
       let done = false;
       const check = () => {
         if (done) return;
         const pending = this.nodes.length - replies.length - errors.length;
-        if (settled >= this.majority) {
+        if (settled(replies)) {
           done = true;
           resolve(replies);
         } else if (this.nodes.length - errors.length < this.majority) {
           done = true;
           reject(unavailable(key, what, errors, this.nodes.length, this.majority));
-        } else if (settled + pending < this.majority && replies.length >= this.majority) {
-          // A majority answered, and no longer can a majority agree: the refusals are the answer.
+        } else if (pending === 0) {
+          // Everyone reachable answered without settling it: the disagreement is the answer.
           done = true;
           resolve(replies);
         }
@@ -114,7 +131,6 @@ export class Store {
         op(node).then(
           (reply) => {
             replies.push(reply);
-            if (settles(reply)) settled++;
             check();
           },
           (error: unknown) => {

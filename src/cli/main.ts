@@ -1,10 +1,40 @@
-// Placeholder until the CLI lands: prints usage.
-const usage = `redis-once — run a command exactly once across a cluster, backed by Redis.
+/**
+ * `redis-once`: the CLI entry point (bundled to dist/cli.js). Parses, runs one command, exits with
+ * its code. See docs/cli.md.
+ */
+import { CommanderError } from 'commander';
+import { EXIT } from './exit-codes.js';
+import { buildProgram, type Result } from './program.js';
 
-Usage:
-  redis-once run --key KEY [--redis URL] [--lease 30s] [--timeout 10m] [--max-attempts 3] -- COMMAND [ARGS...]
-  redis-once status --key KEY [--redis URL] [--json]
-  redis-once reset --key KEY [--redis URL] [--force]
-`;
-process.stdout.write(usage);
-process.exitCode = process.argv.length > 2 && !['--help', '-h'].includes(process.argv[2] ?? '') ? 64 : 0;
+// `redis-once status | head`: a closed pipe is the reader's choice, not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.OK);
+    throw error;
+  });
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const result: Result = { code: EXIT.OK };
+  const program = buildProgram(result);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return result.code;
+  } catch (error) {
+    // Help and --version end with exitCode 0; every other parse error is a usage error.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    process.stderr.write(`redis-once: error: ${error instanceof Error ? error.message : String(error)}.\n`);
+    return EXIT.INTERNAL;
+  }
+}
+
+function flush(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write('', () => resolve()));
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Everything of ours is closed by now, but a Redis client that never connected may keep a reconnect
+// timer alive for seconds (ioredis); a deploy step must not wait on it. Flush, then leave.
+await Promise.all([flush(process.stdout), flush(process.stderr)]);
+process.exit(code);

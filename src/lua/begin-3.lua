@@ -29,17 +29,19 @@ local newToken = ARGV[3]
 local attempt = ARGV[4]
 local owner = ARGV[5]
 
-local foreign = foreignValue(stateKey, leaseKey, fenceKey)
-if foreign then return {-10, foreign[1], foreign[2]} end
+local state, refused = ownState(stateKey)
+if not state then return refused end
+local lease
+lease, refused = ownLease(leaseKey)
+if not lease then return refused end
+local fence
+fence, refused = ownFence(fenceKey)
+if not fence then return refused end
 
-if redis.call('GET', leaseKey) ~= leaseValue then return {-1} end
-
-local current = redis.call('HMGET', stateKey, 'status', 'token')
-if current[1] == 'done' then return {-2} end
-if (current[2] or '') ~= expectedToken then return {-3} end
-
+if lease.holder ~= leaseValue then return {-1} end
+if state.status == 'done' then return {-2} end
+if (state.token or '') ~= expectedToken then return {-3} end
 -- Tokens are compared as numbers: they are below 2^53, which Lua's doubles represent exactly.
-local fence = redis.call('GET', fenceKey) or '0'
 if tonumber(fence) >= tonumber(newToken) then return {-4, fence} end
 redis.call('SET', fenceKey, newToken)
 

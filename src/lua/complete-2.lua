@@ -36,14 +36,15 @@ if current[1] ~= 'running' or current[2] ~= token then return {-3} end
 
 local time = redis.call('TIME')
 local finishedAt = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
-redis.call('HSET', stateKey, 'status', 'done', 'finishedAt', finishedAt)
-if hasValue then redis.call('HSET', stateKey, 'value', value) end
-redis.call('HDEL', stateKey, 'error', 'outcome')
+-- One HSET; begin started this hash afresh, so no error or outcome of an older attempt is left in it.
+local update = {'status', 'done', 'finishedAt', finishedAt}
+if hasValue then table.insert(update, 'value'); table.insert(update, value) end
 if doneTtlMs > 0 then
   -- Kept in the hash too, so a follower woken by the message knows how long to remember the value.
-  redis.call('HSET', stateKey, 'doneTtlMs', ARGV[5])
-  redis.call('PEXPIRE', stateKey, doneTtlMs)
+  table.insert(update, 'doneTtlMs'); table.insert(update, ARGV[5])
 end
+redis.call('HSET', stateKey, unpack(update))
+if doneTtlMs > 0 then redis.call('PEXPIRE', stateKey, doneTtlMs) end
 redis.call('DEL', leaseKey)
 
 redis.call(publish, channel, cjson.encode(redis.call('HGETALL', stateKey)))

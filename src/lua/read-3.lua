@@ -1,6 +1,7 @@
 --[[
   read: one consistent snapshot of a once-key, for deciding what to do next (return, wait, take over).
-  Read-only.
+  Read-only. It reads only what the decision needs, since every caller that is not answered from
+  memory runs it: a done key costs two commands, a key with a live leader three, a free key five.
 
   KEYS[1] state key (hash)
   KEYS[2] lease key (string with TTL)
@@ -10,25 +11,30 @@
     {0, stateFields, leasePttl, fence, timeSeconds, timeMicros, statePttl}
       stateFields  flat HGETALL of the state ({} when idle)
       leasePttl    ms the lease has left; -2 when nobody holds it
-      fence        last token issued, '0' when none
+      fence        last token issued ('0' when none, or when the read stopped early)
       timeSeconds, timeMicros  the server clock (Redis TIME), to floor new tokens after data loss
-      statePttl    ms the state has left; -1 when it does not expire, -2 when absent
-    {-10, which, detail}  a foreign value is stored at KEYS[which]; see includes/foreign.lua
+                   ('0' when the read stopped early: done, or a leader holds the lease)
+      statePttl    ms a done state has left; -1 when it does not expire or is not done
+    {-10, which, detail}  a foreign value is stored at KEYS[which]; see includes/own-keys.lua
 ]]
 local stateKey = KEYS[1]
 local leaseKey = KEYS[2]
 local fenceKey = KEYS[3]
 
-local foreign = foreignValue(stateKey, leaseKey, fenceKey)
-if foreign then return {-10, foreign[1], foreign[2]} end
+local state, refused = ownState(stateKey)
+if not state then return refused end
+if state.status == 'done' then
+  return {0, state.fields, -2, '0', '0', '0', redis.call('PTTL', stateKey)}
+end
 
+local lease
+lease, refused = ownLease(leaseKey)
+if not lease then return refused end
+if lease.holder then return {0, state.fields, lease.pttl, '0', '0', '0', -1} end
+
+-- Nobody leads: the caller may take over, and will need the counter and the clock.
+local fence
+fence, refused = ownFence(fenceKey)
+if not fence then return refused end
 local time = redis.call('TIME')
-return {
-  0,
-  redis.call('HGETALL', stateKey),
-  redis.call('PTTL', leaseKey),
-  redis.call('GET', fenceKey) or '0',
-  time[1],
-  time[2],
-  redis.call('PTTL', stateKey),
-}
+return {0, state.fields, -2, fence, time[1], time[2], -1}

@@ -28,14 +28,21 @@ local publish = ARGV[3]
 local controlChannel = ARGV[4]
 local onceKey = ARGV[5]
 
-local foreign = foreignValue(stateKey, leaseKey, fenceKey)
-if foreign then return {-10, foreign[1], foreign[2]} end
+local state, refused = ownState(stateKey)
+if not state then return refused end
+local lease
+lease, refused = ownLease(leaseKey)
+if not lease then return refused end
+local fence
+fence, refused = ownFence(fenceKey)
+if not fence then return refused end
 
-if redis.call('EXISTS', leaseKey) == 1 then
-  if not force then return {-5, redis.call('HGET', stateKey, 'owner') or ''} end
+if lease.holder then
+  if not force then return {-5, state.owner or ''} end
   redis.call('DEL', leaseKey)
 end
-local existed = redis.call('DEL', stateKey)
+local existed = 0
+if state.status then existed = redis.call('DEL', stateKey) end
 
 redis.call(publish, doneChannel, '[]')
 redis.call('PUBLISH', controlChannel, onceKey)
