@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
  * touch them all: `<ns>:{<key>}:state`, `:lease`, `:fence`, and the completion channel `:done`.
  * Redis takes the hash tag from the first `{` to the first `}` after it, so a key containing a brace
  * would split its names across slots (or hash the whole name, for a key starting with `}`). Such keys
- * are tagged with a digest of the key instead: `<ns>:{#<sha1>}:…`. Every other key stays readable.
+ * are tagged with a digest of the key instead: `<ns>:{#<sha1>}:…`, and so are keys starting with `#`.
+ * Every other key stays readable.
  */
 export interface KeyNames {
   /** The caller's once-key. */
@@ -25,7 +26,8 @@ export interface KeyNames {
 export const MAX_KEY_BYTES = 1024;
 
 export function keyNames(namespace: string, key: string): KeyNames {
-  const tag = /[{}]/.test(key) ? `#${createHash('sha1').update(key).digest('hex')}` : key;
+  // Digest tags start with `#`, so a key starting with `#` is digested too: no key can pose as another's tag.
+  const tag = /[{}]|^#/.test(key) ? `#${createHash('sha1').update(key).digest('hex')}` : key;
   const base = `${namespace}:{${tag}}`;
   return {
     key,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { OnceInputError } from './errors.js';
 import { MAX_KEY_BYTES } from './keys.js';
-import { isClient, type RedisSpec } from './redis-node.js';
+import { isClient, maskUrl, type RedisSpec } from './redis-node.js';
 
 /** Options of `createOnce`. Durations are positive integers of milliseconds. */
 export interface OnceOptions {
@@ -198,9 +198,16 @@ export function checkFn(fn: unknown): void {
 }
 
 function checkSpec(spec: unknown): void {
-  if (typeof spec === 'string' || isClient(spec)) return;
-  if (typeof spec === 'object' && spec !== null && Array.isArray((spec as { cluster?: unknown }).cluster))
-    return;
+  if (typeof spec === 'string') {
+    if (/^rediss?:\/\/./.test(spec)) return;
+    throw new OnceInputError(`redis: "${maskUrl(spec)}" is not a redis:// or rediss:// URL.`);
+  }
+  if (isClient(spec)) return;
+  const cluster = (spec as { cluster?: unknown } | null)?.cluster;
+  if (typeof spec === 'object' && Array.isArray(cluster)) {
+    if (cluster.length > 0) return;
+    throw new OnceInputError('redis: { cluster } needs at least one { host, port } node.');
+  }
   throw new OnceInputError(
     `redis must be an ioredis client, a redis:// URL or { cluster: [{ host, port }] }, got ${describe(spec)}.`,
   );

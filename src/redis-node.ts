@@ -192,15 +192,8 @@ function connect(spec: string | { cluster: ClusterNode[] }, timeoutMs: number): 
     // Keep reconnecting in the background, so calls work again as soon as Redis is back.
     retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
   };
-  if (typeof spec === 'string') {
-    if (!/^rediss?:\/\//.test(spec)) {
-      throw new OnceInputError(`redis: "${maskUrl(spec)}" is not a redis:// or rediss:// URL.`);
-    }
-    return new Redis(spec, failFast);
-  }
-  if (!Array.isArray(spec.cluster) || spec.cluster.length === 0) {
-    throw new OnceInputError('redis: { cluster } needs at least one { host, port } node.');
-  }
+  // Specs were checked by resolveOptions before any connection was made.
+  if (typeof spec === 'string') return new Redis(spec, failFast);
   return new Cluster(spec.cluster, {
     enableOfflineQueue: false,
     lazyConnect: true,

@@ -27,7 +27,7 @@ export class LuaScript {
     readonly numberOfKeys: number,
   ) {
     // Scripts that read our keys share the functions that refuse foreign values (includes/own-keys.lua).
-    this.source = /\bown(State|Lease|Fence)\(/.test(body) ? `${ownKeysLua}\n${body}` : body;
+    this.source = /\bown(State|Lease|Fence|Fields)\(/.test(body) ? `${ownKeysLua}\n${body}` : body;
     this.sha = createHash('sha1').update(this.source).digest('hex');
   }
 
@@ -150,6 +150,7 @@ export async function complete(
       args.publish,
     ],
   )) as unknown[];
+  throwIfForeign(reply, names, [names.state, names.lease]);
   return finishReply('complete', reply);
 }
 
@@ -170,6 +171,7 @@ export async function fail(
     [names.state, names.lease],
     [args.leaseValue, String(args.token), JSON.stringify(args.error), args.outcome, names.done, args.publish],
   )) as unknown[];
+  throwIfForeign(reply, names, [names.state, names.lease]);
   return finishReply('fail', reply);
 }
 

@@ -61,7 +61,8 @@ export function decodeState(flat: unknown): StoredState {
 /** Decodes a message from a completion channel; undefined when it is not ours. */
 export function decodeMessage(message: string): StoredState | undefined {
   try {
-    return decodeState(message === '{}' ? [] : JSON.parse(message));
+    const parsed: unknown = message === '{}' ? [] : JSON.parse(message);
+    return Array.isArray(parsed) ? decodeState(parsed) : undefined;
   } catch {
     return undefined;
   }

@@ -34,6 +34,7 @@ function findProblem(value: unknown, path: string, ancestors: Set<object>): stri
     case 'boolean':
       return undefined;
     case 'number':
+      if (Object.is(value, -0)) return `${path} is -0 (JSON turns it into 0)`;
       return Number.isFinite(value) ? undefined : `${path} is ${value}`;
     case 'object':
       break;
@@ -50,12 +51,17 @@ function findProblem(value: unknown, path: string, ancestors: Set<object>): stri
         const problem = findProblem(value[i], `${path}[${i}]`, ancestors);
         if (problem) return problem;
       }
+      if (Object.keys(value).length !== value.length) return `${path} is an array with named properties`;
       return undefined;
     }
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) {
       return `${path} is a ${value.constructor?.name ?? 'non-plain object'}`;
     }
+    // Plain by prototype, yet not plain data (an `arguments` object, say).
+    const tag = Object.prototype.toString.call(value);
+    if (tag !== '[object Object]') return `${path} is ${tag}`;
+    if (Object.getOwnPropertySymbols(value).length > 0) return `${path} has symbol keys (JSON drops them)`;
     for (const [name, child] of Object.entries(value)) {
       // JSON drops undefined properties; deep equality treats them as absent, so allow them.
       if (child === undefined) continue;

@@ -19,6 +19,7 @@
     {0, finishedAtMs}  done
     {-1}               the lease is not ours
     {-3}               our token is no longer the current attempt's
+    {-10, which, detail}  a foreign value is stored at KEYS[which]; see includes/own-keys.lua
 ]]
 local stateKey = KEYS[1]
 local leaseKey = KEYS[2]
@@ -30,8 +31,12 @@ local doneTtlMs = tonumber(ARGV[5])
 local channel = ARGV[6]
 local publish = ARGV[7]
 
-if redis.call('GET', leaseKey) ~= leaseValue then return {-1} end
-local current = redis.call('HMGET', stateKey, 'status', 'token')
+local lease, refused = ownLease(leaseKey)
+if not lease then return refused end
+if lease.holder ~= leaseValue then return {-1} end
+local current
+current, refused = ownFields(stateKey, 'status', 'token')
+if not current then return refused end
 if current[1] ~= 'running' or current[2] ~= token then return {-3} end
 
 local time = redis.call('TIME')

@@ -21,6 +21,7 @@
     {0}    recorded
     {-1}   someone else holds the lease
     {-3}   our token is no longer the current attempt's
+    {-10, which, detail}  a foreign value is stored at KEYS[which]; see includes/own-keys.lua
 ]]
 local stateKey = KEYS[1]
 local leaseKey = KEYS[2]
@@ -31,9 +32,13 @@ local outcome = ARGV[4]
 local channel = ARGV[5]
 local publish = ARGV[6]
 
-local holder = redis.call('GET', leaseKey)
+local lease, refused = ownLease(leaseKey)
+if not lease then return refused end
+local holder = lease.holder
 if holder and holder ~= leaseValue then return {-1} end
-local current = redis.call('HMGET', stateKey, 'status', 'token')
+local current
+current, refused = ownFields(stateKey, 'status', 'token')
+if not current then return refused end
 if current[1] ~= 'running' or current[2] ~= token then return {-3} end
 
 local time = redis.call('TIME')

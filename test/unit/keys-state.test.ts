@@ -38,7 +38,7 @@ describe('keyNames', () => {
   });
 
   it('gives state, lease, fence and done one hash tag: the key itself', () => {
-    for (const key of ['migrate:v42', 'a', 'with space', 'ünïcödé 😀', '#hash', 'a:b:c', '*?[]']) {
+    for (const key of ['migrate:v42', 'a', 'with space', 'ünïcödé 😀', 'a#hash', 'a:b:c', '*?[]']) {
       expect(new Set(tagsOf('ns', key))).toEqual(new Set([key]));
     }
   });
@@ -60,6 +60,13 @@ describe('keyNames', () => {
       }
     });
   }
+
+  it('digests a key starting with "#", so no key can pose as another key’s digest tag', () => {
+    const braced = 'a{b}';
+    const impostor = `#${sha1(braced)}`;
+    expect(keyNames('ns', impostor).state).not.toBe(keyNames('ns', braced).state);
+    expect(keyNames('ns', impostor).state).toBe(`ns:{#${sha1(impostor)}}:state`);
+  });
 
   it('gives different brace keys different digests', () => {
     expect(keyNames('ns', '{a}').state).not.toBe(keyNames('ns', '{b}').state);

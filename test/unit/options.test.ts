@@ -232,7 +232,10 @@ describe('unknown options', () => {
 
 describe('where Redis is', () => {
   it('refuses options that are not an object', async () => {
-    await expectInputError(() => createOnce(undefined as unknown as OnceOptions), /options must be an object/);
+    await expectInputError(
+      () => createOnce(undefined as unknown as OnceOptions),
+      /options must be an object/,
+    );
     await expectInputError(() => createOnce('redis://x' as unknown as OnceOptions), /options must be/);
   });
 

@@ -118,6 +118,17 @@ describe('values that do not survive JSON', () => {
     ['an Error', { error: new Error('boom') }, /value\.error is a Error/],
     ['a boxed string', { s: new String('x') }, /value\.s is a String/],
     ['a Promise', Promise.resolve(1), /value is a Promise/],
+    ['-0, which JSON turns into 0', { delta: -0 }, /value\.delta is -0/],
+    ['a symbol-keyed property, which JSON drops', { [Symbol('s')]: 1, a: 1 }, /value has symbol keys/],
+    ['an array with a named property', Object.assign([1, 2], { extra: 2 }), /value is an array with named/],
+    [
+      'an arguments object',
+      (function (this: unknown, ..._args: number[]) {
+        // biome-ignore lint/complexity/noArguments: an arguments object is what this case is about
+        return arguments;
+      })(1, 2),
+      /value is \[object Arguments\]/,
+    ],
   ];
 
   for (const [what, value, path] of cases) {
@@ -145,6 +156,8 @@ describe('values that do not survive JSON', () => {
   });
 
   it('names the first problem in a value with several', () => {
-    expect(refusal({ a: { b: [0, 1, { c: Number.NaN }] }, z: 1n }).message).toMatch(/value\.a\.b\[2\]\.c is NaN/);
+    expect(refusal({ a: { b: [0, 1, { c: Number.NaN }] }, z: 1n }).message).toMatch(
+      /value\.a\.b\[2\]\.c is NaN/,
+    );
   });
 });

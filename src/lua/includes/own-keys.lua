@@ -9,6 +9,7 @@
       lease: a string with a TTL (a lease without one would block the key forever)
   ownFence(fenceKey)   → fence ('0' when none) | nil, refusal
       fence: a string holding a non-negative integer
+  ownFields(stateKey, field…) → the fields' values (HMGET) | nil, refusal
 ]]
 local function refuse(which, key, detail)
   return nil, {-10, which, detail or ('a ' .. redis.call('TYPE', key)['ok'])}
@@ -45,4 +46,10 @@ local function ownFence(fenceKey)
   if not fence then return '0' end
   if not string.match(fence, '^%d+$') then return refuse(3, fenceKey, 'a string that is not a counter') end
   return fence
+end
+
+local function ownFields(stateKey, ...)
+  local values = redis.pcall('HMGET', stateKey, ...)
+  if values.err then return refuse(1, stateKey) end
+  return values
 end
