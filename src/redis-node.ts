@@ -83,10 +83,12 @@ export class RedisNode {
 
   /** A new connection of the same kind, for subscribing (a subscribed connection can run nothing else). */
   duplicate(): RedisClient {
-    const override = { enableOfflineQueue: false, lazyConnect: true } as const;
+    const override = { enableOfflineQueue: false, lazyConnect: true, disconnectTimeout: 200 } as const;
     const copy =
       this.client instanceof Cluster || isClusterClient(this.client)
         ? (this.client as Cluster).duplicate(undefined, {
+            // Completion channels are sharded (SSUBSCRIBE): each is served by its key's shard.
+            shardedSubscribers: true,
             redisOptions: { ...this.client.options.redisOptions, ...override },
           })
         : (this.client as Redis).duplicate({ ...override, connectTimeout: this.timeoutMs });
@@ -168,6 +170,12 @@ export async function quitOrDisconnect(client: RedisClient): Promise<void> {
   if (client.status === 'end') return;
   if (client.status !== 'ready') {
     client.disconnect();
+    if (client.status === 'reconnecting') {
+      // ioredis 6.0.0 leaves a client disconnected between reconnect attempts 'reconnecting' forever,
+      // with a reconnect timer pending (redis/ioredis#2169); a connect() cancelled at once ends it.
+      client.connect().catch(() => {});
+      client.disconnect();
+    }
     return;
   }
   // QUIT lets pending replies arrive; bound it, since a paused server would never answer.
@@ -189,6 +197,9 @@ function connect(spec: string | { cluster: ClusterNode[] }, timeoutMs: number): 
     connectTimeout: timeoutMs,
     commandTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
+    // ioredis arms a timer of this length on disconnect, waiting for a 'close' that a socket which never
+    // connected does not emit again: its 2 s default would keep a finished process alive.
+    disconnectTimeout: 200,
     // Keep reconnecting in the background, so calls work again as soon as Redis is back.
     retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
   };
