@@ -1,6 +1,6 @@
 import createDebug from 'debug';
 import { Cluster, type ClusterNode, Redis } from 'ioredis';
-import { OnceForeignValueError, OnceInputError, RedisUnavailableError } from './errors.js';
+import { OnceForeignValueError, RedisUnavailableError } from './errors.js';
 
 const debug = createDebug('redis-once:redis');
 

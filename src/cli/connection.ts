@@ -4,6 +4,7 @@
  */
 import { createOnce, type Once, OnceInputError, type RedisSpec } from '../index.js';
 import { UsageError } from './errors.js';
+import { cliWording } from './wording.js';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -141,15 +142,4 @@ export function openOnce(connection: Connection, flags: OnceFlags): Once {
     if (error instanceof OnceInputError) throw new UsageError(cliWording(error.message));
     throw error;
   }
-}
-
-/** The library names its options; the CLI user knows flags. */
-export function cliWording(message: string): string {
-  return message
-    .replace(/^createOnce: /, '')
-    .replace(/^namespace must/, '--namespace must')
-    .replace(/^nodeId must/, '--node-id must')
-    .replace(/^key must/, '--key must')
-    .replace(/^key is/, '--key is')
-    .replace(/\.$/, '');
 }

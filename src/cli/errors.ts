@@ -14,6 +14,7 @@ import {
 } from '../index.js';
 import { formatDuration } from './durations.js';
 import { EXIT, SIGNAL_BASE } from './exit-codes.js';
+import { cliWording } from './wording.js';
 
 /** A bad flag or value: exit 64. */
 export class UsageError extends Error {
@@ -86,9 +87,8 @@ export interface ErrorContext {
 /** The exit code and the one-sentence message for an error of `redis-once <command>`. */
 export function describeError(error: unknown, context: ErrorContext = {}): Outcome {
   const quoted = context.key === undefined ? 'the key' : `"${context.key}"`;
-  if (error instanceof UsageError || error instanceof OnceInputError) {
-    return { code: EXIT.USAGE, message: error.message.replace(/\.$/, '') };
-  }
+  if (error instanceof UsageError) return { code: EXIT.USAGE, message: error.message.replace(/\.$/, '') };
+  if (error instanceof OnceInputError) return { code: EXIT.USAGE, message: cliWording(error.message) };
   if (error instanceof CommandFailedError) {
     return { code: error.exitCode, message: `${quoted} failed here: ${error.message}` };
   }
