@@ -138,11 +138,11 @@ export class Coordinator {
         }
 
         // Someone else leads. Subscribe first, then re-read, so no completion can slip between.
+        waited = true;
         if (!watch) {
           watch = await KeyWatch.open(this.deps.subscribers, names.done, this.deps.sharded);
           continue;
         }
-        waited = true;
         const until = performance.now() + Math.max(snapshot.leasePttl, 0) + DEADLINE_SLACK_MS;
         const wake = await watch.next(until, stop);
         if (wake.kind === 'message' && !this.deps.store.isQuorum) {

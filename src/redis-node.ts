@@ -140,30 +140,35 @@ export class RedisNode {
   }
 }
 
+/** One pending readiness wait per client, shared by every call made while it connects. */
+const readiness = new WeakMap<RedisClient, Promise<void>>();
+
 /** Resolves when `client` is ready; rejects at `deadline` (a performance.now() instant) or on close. */
 export function waitForReady(client: RedisClient, deadline: number): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
-  return new Promise<void>((resolve, reject) => {
+  const pending = readiness.get(client);
+  if (pending) return pending;
+  const waiting = new Promise<void>((resolve, reject) => {
     const settle = (error?: Error) => {
       clearTimeout(timer);
       client.off('ready', onReady);
       client.off('end', onEnd);
+      readiness.delete(client);
       if (error) reject(error);
       else resolve();
     };
     const onReady = () => settle();
     const onEnd = () => settle(new RedisUnavailableError('The Redis connection was closed.'));
     const timer = setTimeout(
-      () =>
-        settle(
-          new RedisUnavailableError('The Redis connection did not become ready in time (redisTimeoutMs).'),
-        ),
+      () => settle(new RedisUnavailableError('The Redis connection did not become ready in time (redisTimeoutMs).')),
       Math.max(0, deadline - performance.now()),
     );
     timer.unref();
     client.on('ready', onReady);
     client.on('end', onEnd);
   });
+  readiness.set(client, waiting);
+  return waiting;
 }
 
 export async function quitOrDisconnect(client: RedisClient): Promise<void> {
