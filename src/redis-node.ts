@@ -160,7 +160,10 @@ export function waitForReady(client: RedisClient, deadline: number): Promise<voi
     const onReady = () => settle();
     const onEnd = () => settle(new RedisUnavailableError('The Redis connection was closed.'));
     const timer = setTimeout(
-      () => settle(new RedisUnavailableError('The Redis connection did not become ready in time (redisTimeoutMs).')),
+      () =>
+        settle(
+          new RedisUnavailableError('The Redis connection did not become ready in time (redisTimeoutMs).'),
+        ),
       Math.max(0, deadline - performance.now()),
     );
     timer.unref();

@@ -67,7 +67,7 @@ export class Subscriber {
     };
   }
 
-  /** `callback` runs whenever the connection is back after a drop: messages may have been missed. */
+  /** `callback` runs when the connection drops and when it is back: messages may have been missed. */
   onReconnect(callback: () => void): () => void {
     this.reconnectListeners.add(callback);
     return () => this.reconnectListeners.delete(callback);
@@ -91,17 +91,20 @@ export class Subscriber {
     };
     connection.on('message', deliver);
     connection.on('smessage', deliver);
-    let connectedBefore = false;
+    // Wake every watcher when the connection drops (its re-read then either finds Redis back within
+    // redisTimeoutMs or fails with RedisUnavailableError, instead of waiting out a lease), and again
+    // when it is back (messages sent meanwhile were lost).
+    let wasReady = false;
+    const wake = (why: string) => {
+      debug('subscriber to %s %s; waking %d watcher(s)', this.node.label, why, this.reconnectListeners.size);
+      for (const callback of [...this.reconnectListeners]) callback();
+    };
     connection.on('ready', () => {
-      if (connectedBefore) {
-        debug(
-          'subscriber to %s reconnected; waking %d watcher(s)',
-          this.node.label,
-          this.reconnectListeners.size,
-        );
-        for (const callback of [...this.reconnectListeners]) callback();
-      }
-      connectedBefore = true;
+      if (wasReady) wake('reconnected');
+      wasReady = true;
+    });
+    connection.on('close', () => {
+      if (wasReady && !this.closed) wake('lost its connection');
     });
     connection.connect().catch(() => {});
     this.connection = connection;
@@ -159,7 +162,7 @@ export async function listenOnMajority(
 }
 
 /** Why a watch woke up. */
-export type Wake = { kind: 'message'; message: string } | { kind: 'deadline' } | { kind: 'reconnected' };
+export type Wake = { kind: 'message'; message: string } | { kind: 'deadline' } | { kind: 'connection' };
 
 /**
  * One flight's view of one key's completion channel, on every node: buffers what arrives between the
@@ -183,7 +186,7 @@ export class KeyWatch {
       watch.wake?.();
     };
     for (const subscriber of subscribers)
-      watch.cleanups.push(subscriber.onReconnect(() => push({ kind: 'reconnected' })));
+      watch.cleanups.push(subscriber.onReconnect(() => push({ kind: 'connection' })));
     try {
       const stops = await listenOnMajority(
         subscribers,

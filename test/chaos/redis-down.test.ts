@@ -111,3 +111,36 @@ describe.skipIf(!canInjectFaults)('Redis dies under a running leader', () => {
     expect(tokens[1]).toBeGreaterThan(tokens[0]!);
   });
 });
+
+describe.skipIf(!canInjectFaults)('Redis dies under a waiting follower', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedis({ name: 'redis-down-follower' });
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+
+  it('fails the follower with RedisUnavailableError within redisTimeoutMs, not at the lease deadline', async () => {
+    const namespace = `down-${randomUUID()}`;
+    const leader = createOnce({ redis: redis.url, namespace, leaseMs: 60_000, redisTimeoutMs: 300 });
+    const follower = createOnce({ redis: redis.url, namespace, leaseMs: 60_000, redisTimeoutMs: 300 });
+    const started = gate();
+    const leading = leader.run('slow', async (ctx) => {
+      started.open();
+      await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+    });
+    leading.catch(() => {});
+    try {
+      await started.promise;
+      const waiting = follower.runDetailed('slow', () => 'never');
+      await expect.poll(async () => (await follower.status('slow')).state).toBe('running');
+      await redis.kill();
+      const t0 = performance.now();
+      await expect(waiting).rejects.toBeInstanceOf(RedisUnavailableError);
+      expect(performance.now() - t0).toBeLessThan(2000);
+    } finally {
+      await Promise.all([leader.close(), follower.close()]);
+    }
+  });
+});
