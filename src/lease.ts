@@ -2,6 +2,7 @@ import { ExecutionError, type Lock, Redlock, ResourceLockedError } from '@sesame
 import createDebug from 'debug';
 import { LeaseLostError, RedisUnavailableError } from './errors.js';
 import type { RedisNode } from './redis-node.js';
+import { withTimeout } from './timeout.js';
 
 const debug = createDebug('redis-once:lease');
 
@@ -112,31 +113,15 @@ export class Leases {
   }
 
   private bounded<T>(promise: Promise<T>, what: string, key: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new RedisUnavailableError(
-              `Redis did not answer ${what} within ${this.timeoutMs} ms (redisTimeoutMs).`,
-              {
-                key,
-              },
-            ),
-          ),
-        this.timeoutMs,
-      );
-      timer.unref();
-      promise.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      );
-    });
+    return withTimeout(
+      promise,
+      this.timeoutMs,
+      () =>
+        new RedisUnavailableError(
+          `Redis did not answer ${what} within ${this.timeoutMs} ms (redisTimeoutMs).`,
+          { key },
+        ),
+    );
   }
 }
 

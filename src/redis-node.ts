@@ -1,6 +1,7 @@
 import createDebug from 'debug';
 import { Cluster, type ClusterNode, Redis } from 'ioredis';
 import { OnceForeignValueError, RedisUnavailableError } from './errors.js';
+import { withTimeout } from './timeout.js';
 
 const debug = createDebug('redis-once:redis');
 
@@ -53,31 +54,23 @@ export class RedisNode {
    */
   async call<T>(what: string, key: string | undefined, op: (client: RedisClient) => Promise<T>): Promise<T> {
     const deadline = performance.now() + this.timeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(
+    const attempt = (async () => {
+      await this.ready(deadline);
+      return op(this.client);
+    })();
+    try {
+      return await withTimeout(
+        attempt,
+        this.timeoutMs,
+        () =>
           new RedisUnavailableError(
             `Redis at ${this.label} did not answer ${what} within ${this.timeoutMs} ms ` +
               `(redisTimeoutMs)${this.lastError ? `: ${this.lastError.message}` : ''}.`,
             { key, cause: this.lastError },
           ),
-        );
-      }, this.timeoutMs);
-      timer.unref();
-    });
-    const attempt = (async () => {
-      await this.ready(deadline);
-      return op(this.client);
-    })();
-    // The losing side of the race must not become an unhandled rejection.
-    attempt.catch(() => {});
-    try {
-      return await Promise.race([attempt, timeout]);
+      );
     } catch (error) {
       throw this.translate(error, what, key);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -27,7 +27,7 @@ export class LuaScript {
     readonly numberOfKeys: number,
   ) {
     // Scripts that read our keys share the functions that refuse foreign values (includes/own-keys.lua).
-    this.source = /\bown(State|Lease|Fence|Fields)\(/.test(body) ? `${ownKeysLua}\n${body}` : body;
+    this.source = /\b(own\w+|serverMs)\(/.test(body) ? `${ownKeysLua}\n${body}` : body;
     this.sha = createHash('sha1').update(this.source).digest('hex');
   }
 

@@ -1,6 +1,7 @@
 import createDebug from 'debug';
 import { RedisUnavailableError } from './errors.js';
 import { quitOrDisconnect, type RedisClient, type RedisNode, waitForReady } from './redis-node.js';
+import { withTimeout } from './timeout.js';
 
 const debug = createDebug('redis-once:waiter');
 
@@ -111,33 +112,20 @@ export class Subscriber {
     return connection;
   }
 
-  private bounded<T>(what: string, promise: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new RedisUnavailableError(
-              `Redis at ${this.node.label} did not confirm ${what} within ${this.timeoutMs} ms (redisTimeoutMs).`,
-            ),
-          ),
+  private async bounded<T>(what: string, promise: Promise<T>): Promise<T> {
+    try {
+      return await withTimeout(
+        promise,
         this.timeoutMs,
+        () =>
+          new RedisUnavailableError(
+            `Redis at ${this.node.label} did not confirm ${what} within ${this.timeoutMs} ms (redisTimeoutMs).`,
+          ),
       );
-      timer.unref();
-      promise.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(
-            error instanceof RedisUnavailableError
-              ? error
-              : new RedisUnavailableError(`Redis at ${this.node.label} refused ${what}.`, { cause: error }),
-          );
-        },
-      );
-    });
+    } catch (error) {
+      if (error instanceof RedisUnavailableError) throw error;
+      throw new RedisUnavailableError(`Redis at ${this.node.label} refused ${what}.`, { cause: error });
+    }
   }
 }
 

@@ -29,24 +29,17 @@ local newToken = ARGV[3]
 local attempt = ARGV[4]
 local owner = ARGV[5]
 
-local state, refused = ownState(stateKey)
-if not state then return refused end
-local lease
-lease, refused = ownLease(leaseKey)
-if not lease then return refused end
-local fence
-fence, refused = ownFence(fenceKey)
-if not fence then return refused end
+local own, refused = ownKeys(stateKey, leaseKey, fenceKey)
+if not own then return refused end
 
-if lease.holder ~= leaseValue then return {-1} end
-if state.status == 'done' then return {-2} end
-if (state.token or '') ~= expectedToken then return {-3} end
+if own.lease.holder ~= leaseValue then return {-1} end
+if own.state.status == 'done' then return {-2} end
+if (own.state.token or '') ~= expectedToken then return {-3} end
 -- Tokens are compared as numbers: they are below 2^53, which Lua's doubles represent exactly.
-if tonumber(fence) >= tonumber(newToken) then return {-4, fence} end
+if tonumber(own.fence) >= tonumber(newToken) then return {-4, own.fence} end
 redis.call('SET', fenceKey, newToken)
 
-local time = redis.call('TIME')
-local startedAt = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+local startedAt = serverMs()
 redis.call('DEL', stateKey)
 redis.call('HSET', stateKey, 'status', 'running', 'token', newToken, 'owner', owner,
   'attempts', attempt, 'startedAt', startedAt)

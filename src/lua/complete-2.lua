@@ -31,16 +31,10 @@ local doneTtlMs = tonumber(ARGV[5])
 local channel = ARGV[6]
 local publish = ARGV[7]
 
-local lease, refused = ownLease(leaseKey)
+local lease, refused = ownAttempt(stateKey, leaseKey, leaseValue, token, false)
 if not lease then return refused end
-if lease.holder ~= leaseValue then return {-1} end
-local current
-current, refused = ownFields(stateKey, 'status', 'token')
-if not current then return refused end
-if current[1] ~= 'running' or current[2] ~= token then return {-3} end
 
-local time = redis.call('TIME')
-local finishedAt = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+local finishedAt = serverMs()
 -- One HSET; begin started this hash afresh, so no error or outcome of an older attempt is left in it.
 local update = {'status', 'done', 'finishedAt', finishedAt}
 if hasValue then table.insert(update, 'value'); table.insert(update, value) end

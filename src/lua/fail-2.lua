@@ -32,19 +32,11 @@ local outcome = ARGV[4]
 local channel = ARGV[5]
 local publish = ARGV[6]
 
-local lease, refused = ownLease(leaseKey)
+local lease, refused = ownAttempt(stateKey, leaseKey, leaseValue, token, true)
 if not lease then return refused end
-local holder = lease.holder
-if holder and holder ~= leaseValue then return {-1} end
-local current
-current, refused = ownFields(stateKey, 'status', 'token')
-if not current then return refused end
-if current[1] ~= 'running' or current[2] ~= token then return {-3} end
 
-local time = redis.call('TIME')
-local finishedAt = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
-redis.call('HSET', stateKey, 'status', 'failed', 'finishedAt', finishedAt, 'error', errorJson, 'outcome', outcome)
-if holder then redis.call('DEL', leaseKey) end
+redis.call('HSET', stateKey, 'status', 'failed', 'finishedAt', serverMs(), 'error', errorJson, 'outcome', outcome)
+if lease.holder then redis.call('DEL', leaseKey) end
 
 redis.call(publish, channel, cjson.encode(redis.call('HGETALL', stateKey)))
 return {0}

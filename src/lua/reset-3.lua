@@ -28,21 +28,15 @@ local publish = ARGV[3]
 local controlChannel = ARGV[4]
 local onceKey = ARGV[5]
 
-local state, refused = ownState(stateKey)
-if not state then return refused end
-local lease
-lease, refused = ownLease(leaseKey)
-if not lease then return refused end
-local fence
-fence, refused = ownFence(fenceKey)
-if not fence then return refused end
+local own, refused = ownKeys(stateKey, leaseKey, fenceKey)
+if not own then return refused end
 
-if lease.holder then
-  if not force then return {-5, state.owner or ''} end
+if own.lease.holder then
+  if not force then return {-5, own.state.owner or ''} end
   redis.call('DEL', leaseKey)
 end
 local existed = 0
-if state.status then existed = redis.call('DEL', stateKey) end
+if own.state.status then existed = redis.call('DEL', stateKey) end
 
 redis.call(publish, doneChannel, '[]')
 redis.call('PUBLISH', controlChannel, onceKey)

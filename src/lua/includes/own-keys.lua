@@ -10,6 +10,11 @@
   ownFence(fenceKey)   → fence ('0' when none) | nil, refusal
       fence: a string holding a non-negative integer
   ownFields(stateKey, field…) → the fields' values (HMGET) | nil, refusal
+  ownKeys(stateKey, leaseKey, fenceKey) → {state, lease, fence} as above | nil, refusal
+  ownAttempt(stateKey, leaseKey, leaseValue, token, leaseMayBeFree) → lease | nil, refusal
+      the running attempt is `token`'s and its lease holds `leaseValue` (or, when leaseMayBeFree, has
+      expired): else {-1} (someone else holds the lease) or {-3} (token is not the running attempt's)
+  serverMs() → the server clock (TIME) in epoch milliseconds, as a string
 ]]
 local function refuse(which, key, detail)
   return nil, {-10, which, detail or ('a ' .. redis.call('TYPE', key)['ok'])}
@@ -52,4 +57,31 @@ local function ownFields(stateKey, ...)
   local values = redis.pcall('HMGET', stateKey, ...)
   if values.err then return refuse(1, stateKey) end
   return values
+end
+
+local function ownKeys(stateKey, leaseKey, fenceKey)
+  local state, lease, fence, refused
+  state, refused = ownState(stateKey)
+  if not state then return nil, refused end
+  lease, refused = ownLease(leaseKey)
+  if not lease then return nil, refused end
+  fence, refused = ownFence(fenceKey)
+  if not fence then return nil, refused end
+  return {state = state, lease = lease, fence = fence}
+end
+
+local function ownAttempt(stateKey, leaseKey, leaseValue, token, leaseMayBeFree)
+  local lease, refused = ownLease(leaseKey)
+  if not lease then return nil, refused end
+  if lease.holder ~= leaseValue and (lease.holder or not leaseMayBeFree) then return nil, {-1} end
+  local current
+  current, refused = ownFields(stateKey, 'status', 'token')
+  if not current then return nil, refused end
+  if current[1] ~= 'running' or current[2] ~= token then return nil, {-3} end
+  return lease
+end
+
+local function serverMs()
+  local time = redis.call('TIME')
+  return tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
 end
