@@ -137,7 +137,7 @@ class OnceInstance implements Once {
     this.subscribers = this.nodes.map((node) => new Subscriber(node, options.redisTimeoutMs));
     // A Cluster routes a key's completion channel to the key's shard with sharded pub/sub.
     this.sharded = this.nodes.some((node) => node.isCluster);
-    const store = new Store(this.nodes, this.sharded ? 'SPUBLISH' : 'PUBLISH');
+    const store = new Store(this.nodes, this.sharded ? 'SPUBLISH' : 'PUBLISH', options.replicaAck);
     this.coordinator = new Coordinator({
       store,
       leases: new Leases(this.nodes, options.redisTimeoutMs),

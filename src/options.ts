@@ -60,6 +60,15 @@ export interface OnceOptions {
    */
   memoMaxKeys?: number;
   /**
+   * For replicated setups (Sentinel, Cluster with replicas): after `begin` and after `complete`, wait
+   * (Redis WAIT) until this many replicas acknowledged the write, at most `timeoutMs`. It narrows the
+   * window in which a failover could lose the lease or the done state; it does not close it, and an
+   * acknowledgement that does not come in time is logged (`DEBUG=redis-once:*`), not an error.
+   * @default undefined (no waiting)
+   * @example { replicas: 1, timeoutMs: 500 }
+   */
+  replicaAck?: { replicas: number; timeoutMs?: number };
+  /**
    * Names this process in the state (`owner`) and in `ctx.nodeId`.
    * @default `${hostname}/${pid}/${4 random hex bytes}`
    */
@@ -99,6 +108,7 @@ export interface ResolvedOptions {
   redisTimeoutMs: number;
   memoMaxKeys: number;
   nodeId: string;
+  replicaAck: { replicas: number; timeoutMs: number } | undefined;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -112,6 +122,7 @@ const KNOWN_OPTIONS = new Set([
   'redisTimeoutMs',
   'memoMaxKeys',
   'nodeId',
+  'replicaAck',
 ]);
 const KNOWN_RUN_OPTIONS = new Set(['leaseMs', 'waitTimeoutMs', 'signal', 'doneTtlMs', 'maxAttempts']);
 /** Durations above this are refused: setTimeout cannot wait longer (it would fire at once). */
@@ -145,6 +156,7 @@ export function resolveOptions(options: OnceOptions): ResolvedOptions {
     doneTtlMs: optionalDuration('doneTtlMs', options.doneTtlMs),
     redisTimeoutMs: duration('redisTimeoutMs', options.redisTimeoutMs, DEFAULTS.redisTimeoutMs),
     memoMaxKeys: count('memoMaxKeys', options.memoMaxKeys, DEFAULTS.memoMaxKeys, 0),
+    replicaAck: checkReplicaAck(options.replicaAck, options.redisTimeoutMs ?? DEFAULTS.redisTimeoutMs),
     nodeId: checkNodeId(options.nodeId ?? `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`),
   };
 }
@@ -211,6 +223,26 @@ function checkSpec(spec: unknown): void {
   throw new OnceInputError(
     `redis must be an ioredis client, a redis:// URL or { cluster: [{ host, port }] }, got ${describe(spec)}.`,
   );
+}
+
+function checkReplicaAck(value: unknown, redisTimeoutMs: number): ResolvedOptions['replicaAck'] {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) {
+    throw new OnceInputError('replicaAck must be an object such as { replicas: 1, timeoutMs: 500 }.');
+  }
+  rejectUnknown(value, new Set(['replicas', 'timeoutMs']), 'replicaAck');
+  const { replicas, timeoutMs } = value as { replicas?: unknown; timeoutMs?: unknown };
+  const resolved = {
+    replicas: count('replicaAck.replicas', replicas, 1, 1),
+    timeoutMs: duration('replicaAck.timeoutMs', timeoutMs, Math.min(1000, Math.floor(redisTimeoutMs / 2))),
+  };
+  // WAIT holds its connection for up to timeoutMs; it must answer within our own bound on the call.
+  if (resolved.timeoutMs >= redisTimeoutMs) {
+    throw new OnceInputError(
+      `replicaAck.timeoutMs (${resolved.timeoutMs}) must be below redisTimeoutMs (${redisTimeoutMs}).`,
+    );
+  }
+  return resolved;
 }
 
 function checkNamespace(namespace: unknown): string {

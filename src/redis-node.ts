@@ -74,6 +74,18 @@ export class RedisNode {
     }
   }
 
+  /**
+   * WAIT on the connection(s) our scripts wrote through: how many replicas acknowledged our writes.
+   * On a Cluster, every master is asked (a key's master is not exposed by ioredis); the least counts.
+   */
+  async acknowledged(replicas: number, timeoutMs: number, key: string): Promise<number> {
+    return this.call('WAIT', key, async (client) => {
+      const masters = isClusterClient(client) ? client.nodes('master') : [client];
+      const counts = await Promise.all(masters.map((master) => master.wait(replicas, timeoutMs)));
+      return Math.min(...counts.map(Number));
+    });
+  }
+
   /** A new connection of the same kind, for subscribing (a subscribed connection can run nothing else). */
   duplicate(): RedisClient {
     const override = { enableOfflineQueue: false, lazyConnect: true, disconnectTimeout: 200 } as const;

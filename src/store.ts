@@ -1,7 +1,11 @@
+import createDebug from 'debug';
 import { OnceForeignValueError, RedisUnavailableError } from './errors.js';
 import type { KeyNames } from './keys.js';
 import type { RedisNode } from './redis-node.js';
 import type { BeginReply, FinishReply, PublishCommand, ReadReply, ResetReply } from './scripts.js';
+
+const debug = createDebug('redis-once:store');
+
 import * as scripts from './scripts.js';
 
 /**
@@ -18,6 +22,7 @@ export class Store {
   constructor(
     private readonly nodes: readonly RedisNode[],
     readonly publish: PublishCommand,
+    private readonly replicaAck?: { replicas: number; timeoutMs: number },
   ) {
     this.majority = Math.floor(nodes.length / 2) + 1;
   }
@@ -44,13 +49,15 @@ export class Store {
       this.okMajority,
     );
     const refusal = worstRefusal(replies);
-    if (replies.filter(isOk).length >= this.majority || !refusal)
-      return { ok: true, startedAt: startedAt(replies) };
-    return refusal;
+    if (replies.filter(isOk).length < this.majority && refusal) return refusal;
+    await this.acknowledge(names.key, 'the lease and the running state');
+    return { ok: true, startedAt: startedAt(replies) };
   }
 
   async complete(names: KeyNames, args: Parameters<typeof scripts.complete>[2]): Promise<FinishReply> {
-    return this.finish(names, 'completing', (node) => scripts.complete(node, names, args));
+    const reply = await this.finish(names, 'completing', (node) => scripts.complete(node, names, args));
+    if (reply.ok) await this.acknowledge(names.key, 'the done state');
+    return reply;
   }
 
   async fail(names: KeyNames, args: Parameters<typeof scripts.fail>[2]): Promise<FinishReply> {
@@ -67,6 +74,19 @@ export class Store {
     const busy = replies.find((reply): reply is Extract<ResetReply, { ok: false }> => !reply.ok);
     if (busy && replies.filter(isOk).length < this.majority) return busy;
     return { ok: true, existed: replies.some((reply) => reply.ok && reply.existed) };
+  }
+
+  /** With `replicaAck`: waits (bounded) for replicas to hold what we just wrote. Never throws. */
+  private async acknowledge(key: string, what: string): Promise<void> {
+    if (!this.replicaAck) return;
+    const { replicas, timeoutMs } = this.replicaAck;
+    await Promise.all(
+      this.nodes.map(async (node) => {
+        const acked = await node.acknowledged(replicas, timeoutMs, key).catch(() => 0);
+        if (acked < replicas)
+          debug('%s: %d of %d replica(s) acknowledged %s on %s', key, acked, replicas, what, node.label);
+      }),
+    );
   }
 
   /** Writes settle once a majority applied them. */
