@@ -70,6 +70,8 @@ export interface CoordinatorDeps {
 
 /** Margin past a lease deadline before re-reading, so the lease has surely expired in Redis. */
 const DEADLINE_SLACK_MS = 2;
+/** How long a caller that lost the race for a free lease waits (unless a message comes first). */
+const LOST_RACE_PAUSE_MS = 50;
 
 /**
  * One key's protocol, for one flight of one process:
@@ -143,7 +145,10 @@ export class Coordinator {
           watch = await KeyWatch.open(this.deps.subscribers, names.done, this.deps.sharded);
           continue;
         }
-        const until = performance.now() + Math.max(snapshot.leasePttl, 0) + DEADLINE_SLACK_MS;
+        // Wait for the lease deadline we read; if the lease looked free yet we lost the race for it, the
+        // winner is about to begin: give it a moment rather than spin on reads.
+        const until =
+          performance.now() + (leaseHeld ? snapshot.leasePttl : LOST_RACE_PAUSE_MS) + DEADLINE_SLACK_MS;
         const wake = await watch.next(until, stop);
         if (wake.kind === 'message' && !this.deps.store.isQuorum) {
           // One master: its message is the state itself. A quorum re-reads, to count a majority.
