@@ -43,8 +43,11 @@ export interface FlightResult {
   readonly role: Role;
   readonly fencingToken: number;
   readonly attempt: number;
-  /** Milliseconds the done state has left in Redis; Infinity when it is kept until reset. */
-  readonly ttlMs: number;
+  /**
+   * When the done state expires in Redis, as a performance.now() instant measured from before the
+   * request that learned it (so the memo never outlives it); Infinity when it is kept until reset.
+   */
+  readonly expiresAt: number;
 }
 
 /** fn's own failure in this process, handed to the caller whose fn it was (the memo unwraps it). */
@@ -70,6 +73,8 @@ export interface CoordinatorDeps {
 
 /** Margin past a lease deadline before re-reading, so the lease has surely expired in Redis. */
 const DEADLINE_SLACK_MS = 2;
+/** A completion message arrives this much after its TTL started, at most, on a healthy network. */
+const MESSAGE_DELAY_MARGIN_MS = 10;
 /** How long a caller that lost the race for a free lease waits (unless a message comes first). */
 const LOST_RACE_PAUSE_MS = 50;
 
@@ -90,6 +95,7 @@ const LOST_RACE_PAUSE_MS = 50;
 export class Coordinator {
   /** Leases held by attempts running in this process, and the attempts themselves, for `close()`. */
   private readonly leading = new Map<Lease, Promise<unknown>>();
+  private readonly acquiring = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: CoordinatorDeps) {}
 
@@ -98,9 +104,32 @@ export class Coordinator {
    * the attempt is recorded as failed, so another node takes over at once. Resolves when recorded.
    */
   async abandonAll(why: string): Promise<void> {
+    // Flights were stopped before this: a lease won from here on is given back by its flight.
+    await Promise.allSettled([...this.acquiring]);
     const attempts = [...this.leading.entries()];
     for (const [lease] of attempts) lease.abandon(why);
     await Promise.allSettled(attempts.map(([, attempt]) => attempt));
+  }
+
+  /**
+   * One try for the lease. A flight stopped meanwhile (every caller left, or close()) gives a lease it
+   * won straight back, before fn could start. close() waits for tries in progress (`abandonAll`).
+   */
+  private async acquire(names: KeyNames, leaseMs: number, stop: AbortSignal): Promise<Lease | undefined> {
+    const trying = (async () => {
+      const lease = await this.deps.leases.tryAcquire(names.lease, leaseMs, names.key);
+      if (lease && stop.aborted) {
+        await lease.release();
+        throw stop.reason;
+      }
+      return lease;
+    })();
+    this.acquiring.add(trying);
+    try {
+      return await trying;
+    } finally {
+      this.acquiring.delete(trying);
+    }
   }
 
   /** The key's state right now, with its lease (read-only). */
@@ -120,22 +149,24 @@ export class Coordinator {
     try {
       for (;;) {
         if (stop.aborted) throw stop.reason;
+        const readAt = performance.now();
         const snapshot = await this.deps.store.read(names);
         const { state } = snapshot;
         if (state.status === 'done')
-          return doneResult(state, waited ? 'follower' : 'cached', snapshot.statePttl);
+          return doneResult(state, waited ? 'follower' : 'cached', expiry(readAt, snapshot.statePttl));
 
         const leaseHeld = snapshot.leasePttl > 0;
         if (!leaseHeld) {
           if (state.status !== 'idle' && state.attempts >= options.maxAttempts)
             throw failedError(names.key, state);
-          const lease = await this.deps.leases.tryAcquire(names.lease, options.leaseMs, names.key);
+          const lease = await this.acquire(names, options.leaseMs, stop);
           if (lease) {
             const attempt = this.lead(names, snapshot, lease, fn, options, onLeading);
             this.leading.set(lease, attempt);
             const led = await attempt.finally(() => this.leading.delete(lease));
             if (led) return led;
-            continue; // the state moved between our read and our begin: decide again
+            // The state moved between our read and our begin (or masters disagree): decide again,
+            // after the pause below, rather than in a tight loop.
           }
         }
 
@@ -145,8 +176,8 @@ export class Coordinator {
           watch = await KeyWatch.open(this.deps.subscribers, names.done, this.deps.sharded);
           continue;
         }
-        // Wait for the lease deadline we read; if the lease looked free yet we lost the race for it, the
-        // winner is about to begin: give it a moment rather than spin on reads.
+        // Wait for the lease deadline we read. If the lease looked free, yet we lost the race for it (or
+        // our begin was refused), the winner is about to begin: give it a moment rather than spin.
         const until =
           performance.now() + (leaseHeld ? snapshot.leasePttl : LOST_RACE_PAUSE_MS) + DEADLINE_SLACK_MS;
         const wake = await watch.next(until, stop);
@@ -154,7 +185,12 @@ export class Coordinator {
           // One master: its message is the state itself. A quorum re-reads, to count a majority.
           const published = decodeMessage(wake.message);
           if (published?.status === 'done')
-            return doneResult(published, 'follower', published.doneTtlMs ?? -1);
+            // Published when the TTL started; delivery took a moment more, hence the margin.
+            return doneResult(
+              published,
+              'follower',
+              expiry(performance.now() - MESSAGE_DELAY_MARGIN_MS, published.doneTtlMs ?? -1),
+            );
         }
         debug('%s: woke on %s; re-reading', names.key, wake.kind);
       }
@@ -230,6 +266,7 @@ export class Coordinator {
     }
 
     let completed: Awaited<ReturnType<Store['complete']>>;
+    const completeAt = performance.now(); // the done state's TTL starts after this
     try {
       completed = await this.deps.store.complete(names, {
         leaseValue: lease.value,
@@ -253,7 +290,7 @@ export class Coordinator {
       role: 'leader',
       fencingToken,
       attempt,
-      ttlMs: options.doneTtlMs ?? Number.POSITIVE_INFINITY,
+      expiresAt: expiry(completeAt, options.doneTtlMs ?? -1),
     };
   }
 
@@ -318,14 +355,19 @@ export class Coordinator {
   }
 }
 
-function doneResult(state: StoredState, role: Role, statePttl: number): FlightResult {
+function doneResult(state: StoredState, role: Role, expiresAt: number): FlightResult {
   return {
     value: decodeValue(state.valueJson),
     role,
     fencingToken: state.token,
     attempt: state.attempts,
-    ttlMs: statePttl >= 0 ? statePttl : Number.POSITIVE_INFINITY,
+    expiresAt,
   };
+}
+
+/** `ttlMs` from `from` (a performance.now() instant); a negative TTL means none. */
+function expiry(from: number, ttlMs: number): number {
+  return ttlMs >= 0 ? from + ttlMs : Number.POSITIVE_INFINITY;
 }
 
 function previousAttempt(state: StoredState): PreviousAttempt | undefined {

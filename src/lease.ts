@@ -1,4 +1,4 @@
-import { ExecutionError, type Lock, Redlock, ResourceLockedError } from '@sesamecare-oss/redlock';
+import { ExecutionError, Lock, Redlock, ResourceLockedError } from '@sesamecare-oss/redlock';
 import createDebug from 'debug';
 import { LeaseLostError, RedisUnavailableError } from './errors.js';
 import type { RedisNode } from './redis-node.js';
@@ -76,9 +76,22 @@ export class Leases {
     }
   }
 
-  /** One extend attempt; resolves the new lock, or rejects with the reason it is not proven. */
-  extend(lock: Lock, ttlMs: number, key: string): Promise<Lock> {
-    return this.bounded(this.redlock.extend(lock, ttlMs), 'renewing the lease', key);
+  /**
+   * One extend attempt, bounded by `withinMs`; rejects with the reason it is not proven.
+   *
+   * Each attempt extends a fresh Lock for our resource and value. Redlock marks a Lock it extended as
+   * expired (`expiration = 0`) and refuses to extend it again, even when our bound gave up on that
+   * extend before its late success; and it judges expiry by the wall clock. Validity is ours to judge
+   * (monotonic, above), so the Lock handed to redlock only carries the resource and the value.
+   */
+  async extend(resource: string, value: string, ttlMs: number, withinMs: number, key: string): Promise<void> {
+    const lock = new Lock(this.redlock, [resource], value, [], Date.now() + ttlMs);
+    await withTimeout(
+      this.redlock.extend(lock, ttlMs),
+      Math.max(0, Math.min(this.timeoutMs, withinMs)),
+      () =>
+        new RedisUnavailableError(`Redis did not confirm renewing the lease of "${key}" in time.`, { key }),
+    );
   }
 
   async release(lock: Lock, key: string): Promise<void> {
@@ -128,7 +141,7 @@ export class Leases {
 class RenewingLease implements Lease {
   readonly value: string;
   private readonly controller = new AbortController();
-  private lock: Lock;
+  private readonly resource: string;
   private validUntil: number;
   private readonly guardMs: number;
   private renewTimer: NodeJS.Timeout | undefined;
@@ -138,13 +151,13 @@ class RenewingLease implements Lease {
 
   constructor(
     private readonly leases: Leases,
-    lock: Lock,
+    private readonly lock: Lock,
     private readonly ttlMs: number,
     sentAt: number,
     private readonly key: string,
   ) {
-    this.lock = lock;
     this.value = lock.value;
+    this.resource = lock.resources[0]!;
     this.guardMs = Math.max(Math.ceil(ttlMs / 10), 5);
     this.validUntil = sentAt + ttlMs - drift(ttlMs);
     this.scheduleAbort();
@@ -209,22 +222,21 @@ class RenewingLease implements Lease {
     if (this.checkDeadline()) return;
     const sentAt = performance.now();
     try {
-      const lock = await this.leases.extend(this.lock, this.ttlMs, this.key);
-      if (this.stopped || this.controller.signal.aborted) return;
+      // An answer after our deadline proves nothing, so wait no longer than that.
+      await this.leases.extend(this.resource, this.value, this.ttlMs, this.abortAt() - sentAt, this.key);
       // Proven only if the reply came before the deadline we were living on.
       if (this.checkDeadline()) return;
-      this.lock = lock;
       this.validUntil = sentAt + this.ttlMs - drift(this.ttlMs);
       this.scheduleAbort();
       this.scheduleRenewal(sentAt + this.ttlMs / 3);
       debug('renewed %s', this.key);
     } catch (error) {
-      if (this.stopped || this.checkDeadline()) return;
+      if (this.checkDeadline()) return;
       if ((await this.leases.classify(error, this.key)) === 'held') {
         this.lose(`the lease of "${this.key}" is held by someone else now (taken over, or reset with force)`);
         return;
       }
-      // Second chance: try again at two thirds of the way to the deadline, before the abort.
+      // Second chance: try again halfway to the deadline, before the abort.
       const remaining = this.abortAt() - performance.now();
       debug(
         'renewal of %s not proven (%s); retrying',

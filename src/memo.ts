@@ -30,17 +30,22 @@ export class Memo<R> {
   join(
     key: string,
     start: (stop: AbortSignal, flight: Flight<R>) => Promise<R>,
-    ttlOf: (result: R) => number,
+    expiresAtOf: (result: R) => number,
   ): Flight<R> {
     const existing = this.flights.get(key);
     if (existing) return existing;
     const flight = new Flight<R>(start);
     this.flights.set(key, flight);
+    // A follower flight that every caller left is winding down: later callers start a new one. A
+    // flight whose fn is running here stays joinable: its value is on its way.
+    flight.stopSignal.addEventListener('abort', () => {
+      if (!flight.leading && this.flights.get(key) === flight) this.flights.delete(key);
+    });
     flight.promise.then(
       (result) => {
-        if (this.flights.get(key) !== flight) return; // dropped by a reset while in flight
+        if (this.flights.get(key) !== flight) return; // dropped by a reset, or stopped, while in flight
         this.flights.delete(key);
-        this.remember(key, result, ttlOf(result));
+        this.remember(key, result, expiresAtOf(result));
       },
       () => {
         if (this.flights.get(key) === flight) this.flights.delete(key);
@@ -55,6 +60,11 @@ export class Memo<R> {
     this.flights.delete(key);
   }
 
+  /** Forgets every done key (flights in progress go on). */
+  forgetDone(): void {
+    this.done.clear();
+  }
+
   /** Forgets every key and stops every follower flight. */
   clear(reason: unknown): void {
     for (const flight of this.flights.values()) flight.stop(reason);
@@ -66,10 +76,11 @@ export class Memo<R> {
     return this.done.size;
   }
 
-  private remember(key: string, result: R, ttlMs: number): void {
-    if (ttlMs <= 0 || this.maxKeys === 0) return;
+  /** `expiresAt` is a performance.now() instant, or Infinity. */
+  private remember(key: string, result: R, expiresAt: number): void {
+    if (expiresAt <= performance.now() || this.maxKeys === 0) return;
     this.done.delete(key);
-    this.done.set(key, { result, expiresAt: performance.now() + ttlMs });
+    this.done.set(key, { result, expiresAt });
     // Map iterates in insertion order: the first keys are the oldest.
     for (const oldest of this.done.keys()) {
       if (this.done.size <= this.maxKeys) break;
@@ -109,6 +120,11 @@ export class Flight<R> {
       this.callers--;
       if (this.callers === 0 && !this.settled) this.stop(new Error('every caller stopped waiting'));
     };
+  }
+
+  /** Aborts when the flight is stopped (every caller left, or the instance closed). */
+  get stopSignal(): AbortSignal {
+    return this.stopper.signal;
   }
 
   stop(reason: unknown): void {

@@ -133,7 +133,8 @@ class OnceInstance implements Once {
   private closed: Promise<void> | undefined;
 
   constructor(private readonly options: ResolvedOptions) {
-    this.nodes = options.specs.map((spec) => new RedisNode(spec, options.redisTimeoutMs));
+    const quorum = options.specs.length > 1;
+    this.nodes = options.specs.map((spec) => new RedisNode(spec, options.redisTimeoutMs, quorum));
     this.subscribers = this.nodes.map((node) => new Subscriber(node, options.redisTimeoutMs));
     // A Cluster routes a key's completion channel to the key's shard with sharded pub/sub.
     this.sharded = this.nodes.some((node) => node.isCluster);
@@ -183,7 +184,7 @@ class OnceInstance implements Once {
           mine = true;
           return this.fly(keyNames(this.options.namespace, key), fn, run, stop, started);
         },
-        (result) => result.ttlMs,
+        (result) => result.expiresAt,
       );
       try {
         const result = await this.waitFor(flight, key, mine, deadline, run);
@@ -285,6 +286,13 @@ class OnceInstance implements Once {
     this.control ??= (async () => {
       const channel = controlChannel(this.options.namespace);
       await listenOnMajority(this.subscribers, channel, (key) => this.memo.forget(key), false);
+      // Resets published while a control connection was down never reached us: forget what we
+      // remember once it is back, and ask Redis again (one read per key).
+      for (const subscriber of this.subscribers) {
+        subscriber.onReconnect((event) => {
+          if (event === 'back') this.memo.forgetDone();
+        });
+      }
     })().catch((error: unknown) => {
       this.control = undefined; // try again on the next call
       throw error;

@@ -28,9 +28,15 @@ export class RedisNode {
   private lastError: Error | undefined;
   private closed = false;
 
+  /**
+   * @param failFastWhenDown refuse at once while an owned connection is reconnecting, instead of
+   *   waiting for it within `timeoutMs`: on a quorum the other masters answer, and waiting for a dead
+   *   one would slow every call down. One master is better waited for (a restart takes a moment).
+   */
   constructor(
     spec: RedisSpec,
     private readonly timeoutMs: number,
+    private readonly failFastWhenDown = false,
   ) {
     if (isClient(spec)) {
       this.client = spec;
@@ -123,6 +129,11 @@ export class RedisNode {
     if (!this.owned || this.client.status === 'ready') return;
     if (this.closed || this.client.status === 'end') {
       throw new RedisUnavailableError(`The connection to ${this.label} is closed.`);
+    }
+    if (this.failFastWhenDown && this.client.status === 'reconnecting') {
+      throw new RedisUnavailableError(`Redis at ${this.label} is down (reconnecting).`, {
+        cause: this.lastError,
+      });
     }
     if (this.client.status === 'wait') this.client.connect().catch(() => {});
     await waitForReady(this.client, deadline);

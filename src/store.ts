@@ -100,6 +100,7 @@ export class Store {
    */
   private conclusive(replies: ReadReply[]): boolean {
     if (replies.length < this.majority) return false;
+    if (majorityDone(replies, this.majority)) return true;
     const best = reconcile(replies, this.majority).state;
     return (
       replies.filter((r) => r.state.status === best.status && r.state.token === best.token).length >=
@@ -182,19 +183,31 @@ function unavailable(key: string, what: string, errors: unknown[], size: number,
 
 /** Picks the reply with the highest token; `done` only when a majority agrees on it. */
 function reconcile(replies: ReadReply[], majority: number): ReadReply {
-  let best = replies[0]!;
-  for (const reply of replies) if (reply.state.token > best.state.token) best = reply;
   const fence = Math.max(...replies.map((reply) => reply.fence));
   const serverMicros = Math.max(...replies.map((reply) => reply.serverMicros));
   // The lease counts as held while a majority of masters still hold it.
   const pttls = replies.map((reply) => reply.leasePttl).sort((a, b) => b - a);
   const leasePttl = pttls[majority - 1] ?? -2;
-  let state = best.state;
-  if (state.status === 'done') {
-    const agreeing = replies.filter((r) => r.state.status === 'done' && r.state.token === state.token).length;
-    if (agreeing < majority) state = { ...state, status: 'running', valueJson: undefined };
-  }
+  // A done state a majority holds is the answer, whatever a lagging minority says.
+  const done = majorityDone(replies, majority);
+  if (done) return { state: done.state, leasePttl, fence, serverMicros, statePttl: done.statePttl };
+  let best = replies[0]!;
+  for (const reply of replies) if (reply.state.token > best.state.token) best = reply;
+  // Done on a minority only does not count: the attempt reads as still running, to be taken over.
+  const state =
+    best.state.status === 'done'
+      ? { ...best.state, status: 'running' as const, valueJson: undefined }
+      : best.state;
   return { state, leasePttl, fence, serverMicros, statePttl: best.statePttl };
+}
+
+function majorityDone(replies: ReadReply[], majority: number): ReadReply | undefined {
+  return replies.find(
+    (reply) =>
+      reply.state.status === 'done' &&
+      replies.filter((other) => other.state.status === 'done' && other.state.token === reply.state.token)
+        .length >= majority,
+  );
 }
 
 function worstRefusal(replies: BeginReply[]): Exclude<BeginReply, { ok: true }> | undefined {

@@ -18,7 +18,7 @@ type Listener = (message: string) => void;
 export class Subscriber {
   private connection: RedisClient | undefined;
   private readonly channels = new Map<string, { listeners: Set<Listener>; ready: Promise<void> }>();
-  private readonly reconnectListeners = new Set<() => void>();
+  private readonly reconnectListeners = new Set<(event: ConnectionEvent) => void>();
   private closed = false;
 
   constructor(
@@ -69,7 +69,7 @@ export class Subscriber {
   }
 
   /** `callback` runs when the connection drops and when it is back: messages may have been missed. */
-  onReconnect(callback: () => void): () => void {
+  onReconnect(callback: (event: ConnectionEvent) => void): () => void {
     this.reconnectListeners.add(callback);
     return () => this.reconnectListeners.delete(callback);
   }
@@ -95,17 +95,26 @@ export class Subscriber {
     // Wake every watcher when the connection drops (its re-read then either finds Redis back within
     // redisTimeoutMs or fails with RedisUnavailableError, instead of waiting out a lease), and again
     // when it is back (messages sent meanwhile were lost).
-    let wasReady = false;
-    const wake = (why: string) => {
-      debug('subscriber to %s %s; waking %d watcher(s)', this.node.label, why, this.reconnectListeners.size);
-      for (const callback of [...this.reconnectListeners]) callback();
+    // Once per drop, not once per failed reconnect attempt: `up` is true only while connected.
+    let up = false;
+    let everUp = false;
+    const wake = (event: ConnectionEvent) => {
+      debug(
+        'subscriber to %s %s; waking %d listener(s)',
+        this.node.label,
+        event,
+        this.reconnectListeners.size,
+      );
+      for (const callback of [...this.reconnectListeners]) callback(event);
     };
     connection.on('ready', () => {
-      if (wasReady) wake('reconnected');
-      wasReady = true;
+      if (everUp) wake('back');
+      up = true;
+      everUp = true;
     });
     connection.on('close', () => {
-      if (wasReady && !this.closed) wake('lost its connection');
+      if (up && !this.closed) wake('lost');
+      up = false;
     });
     connection.connect().catch(() => {});
     this.connection = connection;
@@ -129,24 +138,47 @@ export class Subscriber {
   }
 }
 
+/** What happened to a subscriber connection: it dropped, or it is back after a drop. */
+export type ConnectionEvent = 'lost' | 'back';
+
 /**
  * Listens on `channel` on every node and resolves once a majority confirmed: a completion or a reset
- * counts only when written to a majority, and any two majorities share a node. The listeners that did
- * subscribe are returned (to stop them); a minority that failed is left out.
+ * counts only when written to a majority, and any two majorities share a node. A node that confirms
+ * later joins then; one that is down is not waited for. Resolves with the function that stops them all
+ * (now and later ones); rejects once a majority can no longer confirm.
  */
-export async function listenOnMajority(
+export function listenOnMajority(
   subscribers: readonly Subscriber[],
   channel: string,
   listener: Listener,
   sharded: boolean,
-): Promise<Array<() => void>> {
-  const results = await Promise.allSettled(subscribers.map((s) => s.listen(channel, listener, sharded)));
-  const stops = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
-  if (stops.length < Math.floor(subscribers.length / 2) + 1) {
-    for (const stop of stops) stop();
-    throw (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason;
-  }
-  return stops;
+): Promise<() => void> {
+  const majority = Math.floor(subscribers.length / 2) + 1;
+  const stops: Array<() => void> = [];
+  let stopped = false;
+  const stopAll = () => {
+    stopped = true;
+    for (const stop of stops.splice(0)) stop();
+  };
+  return new Promise((resolve, reject) => {
+    let confirmed = 0;
+    let refused = 0;
+    for (const subscriber of subscribers) {
+      subscriber.listen(channel, listener, sharded).then(
+        (stop) => {
+          if (stopped) return stop();
+          stops.push(stop);
+          if (++confirmed === majority) resolve(stopAll);
+        },
+        (error: unknown) => {
+          if (++refused === subscribers.length - majority + 1) {
+            stopAll();
+            reject(error);
+          }
+        },
+      );
+    }
+  });
 }
 
 /** Why a watch woke up. */
@@ -176,13 +208,13 @@ export class KeyWatch {
     for (const subscriber of subscribers)
       watch.cleanups.push(subscriber.onReconnect(() => push({ kind: 'connection' })));
     try {
-      const stops = await listenOnMajority(
+      const stop = await listenOnMajority(
         subscribers,
         channel,
         (message) => push({ kind: 'message', message }),
         sharded,
       );
-      watch.cleanups.push(...stops);
+      watch.cleanups.push(stop);
     } catch (error) {
       watch.close();
       throw error;
@@ -194,6 +226,8 @@ export class KeyWatch {
   next(until: number, signal: AbortSignal): Promise<Wake> {
     const queued = this.queue.shift();
     if (queued) return Promise.resolve(queued);
+    // An abort that came before this wait would never fire its listener.
+    if (signal.aborted) return Promise.resolve({ kind: 'deadline' });
     return new Promise<Wake>((resolve) => {
       const finish = (event: Wake) => {
         clearTimeout(timer);

@@ -143,13 +143,20 @@ export function describeError(error: unknown, context: ErrorContext = {}): Outco
     };
   }
   if (error instanceof OnceForeignValueError) {
-    return { code: EXIT.FOREIGN_VALUE, message: error.message.replace(/\.$/, '') };
+    return { code: EXIT.FOREIGN_VALUE, message: oneSentence(error.message) };
   }
   const message = error instanceof Error ? error.message : String(error);
   return {
     code: EXIT.INTERNAL,
     message: `unexpected error: ${message.replace(/\.$/, '')} (run with --verbose for details)`,
   };
+}
+
+/** `A. B.` → `A; b`: the library may say two things; a CLI error line is one sentence. */
+function oneSentence(text: string): string {
+  return text
+    .replace(/\.$/, '')
+    .replace(/\. ([A-Z])([a-z])/g, (_, first: string, second: string) => `; ${first.toLowerCase()}${second}`);
 }
 
 /** `The Redis …` → `the Redis …`, to continue a sentence (an acronym such as `ERR` is kept). */

@@ -33,10 +33,17 @@ export interface ProgressOptions {
 const PREFIX = 'redis-once:';
 
 /** The mode for this process: a spinner only when a person is watching a real terminal. */
-export function detectMode(quiet: boolean, env: NodeJS.ProcessEnv = process.env): ProgressMode {
+export function detectMode(
+  quiet: boolean,
+  env: NodeJS.ProcessEnv = process.env,
+  streams: { stdout: Partial<NodeJS.WriteStream>; stderr: Partial<NodeJS.WriteStream> } = process,
+): ProgressMode {
   if (quiet) return 'quiet';
-  // nanospinner draws frames only when stdout is a terminal too; elsewhere it would print a line per frame.
-  const terminal = process.stderr.isTTY === true && process.stdout.isTTY === true;
+  // nanospinner draws frames only when stdout is a terminal too; elsewhere it would print a line per
+  // frame. A pseudo-terminal without a size (columns 0: some `docker run -t`, `script`) would make it
+  // compute an infinite line count, so it needs a width.
+  const terminal =
+    streams.stderr.isTTY === true && streams.stdout.isTTY === true && (streams.stderr.columns ?? 0) > 0;
   return terminal && env.TERM !== 'dumb' && !('CI' in env) ? 'spinner' : 'plain';
 }
 
@@ -75,11 +82,11 @@ export class Progress {
       void this.refresh();
     } else {
       void this.refresh().then(() => {
-        if (!this.ended) this.line(`waiting for "${this.options.key}"${this.leaderText()}`);
+        if (this.stillWaiting()) this.line(`waiting for "${this.options.key}"${this.leaderText()}`);
       });
       this.every(this.heartbeatMs, () => {
         void this.refresh().then(() => {
-          if (!this.ended)
+          if (this.stillWaiting())
             this.line(`still waiting for "${this.options.key}"${this.leaderText()}, ${this.elapsed()}`);
         });
       });
@@ -130,6 +137,11 @@ export class Progress {
     return this.owner;
   }
 
+  /** False once this process leads or is finished: a status read that returns late prints nothing. */
+  private stillWaiting(): boolean {
+    return !this.ended && this.waitingSince !== undefined;
+  }
+
   private clearWaiting(): void {
     if (this.spinner) {
       this.spinner.clear();
@@ -143,7 +155,9 @@ export class Progress {
   }
 
   private waitingText(): string {
-    return `waiting for "${this.options.key}"${this.leaderText()} ${this.elapsed()}`;
+    // Whole seconds: the line is redrawn every 80 ms, and changing milliseconds would only flicker.
+    const seconds = Math.floor((this.now() - this.started) / 1_000);
+    return `waiting for "${this.options.key}"${this.leaderText()} ${formatDuration(seconds * 1_000).replace(/^0 ms$/, '0 s')}`;
   }
 
   private leaderText(): string {

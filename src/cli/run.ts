@@ -72,8 +72,8 @@ export async function runCommand(argv: string[], flags: RunFlags): Promise<numbe
   let finishing = false;
 
   const onSignal = (signal: NodeJS.Signals) => {
-    if (finishing) {
-      // A second signal while closing: leave now.
+    if (finishing && !command?.running) {
+      // A signal while closing (bounded anyway): leave now.
       process.exit(signalExitCode(signal));
     }
     interrupted ??= signal;

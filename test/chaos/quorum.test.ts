@@ -86,6 +86,36 @@ describe.skipIf(!canInjectFaults)('a quorum of independent masters', () => {
     return statuses.every((status) => status === 'done');
   }
 
+  it('answers done when a majority holds it, whatever a lagging master says, and never takes over', async () => {
+    // Two masters hold done with token 7; the third missed the complete and still says running.
+    const namespace = `q-${randomUUID()}`;
+    const state = `${namespace}:{k}:state`;
+    const clients = masters.map((master) => master.client());
+    try {
+      await clients[0]!.hset(state, { status: 'done', token: '7', attempts: '1', value: '"majority"' });
+      await clients[1]!.hset(state, { status: 'done', token: '7', attempts: '1', value: '"majority"' });
+      await clients[2]!.hset(state, { status: 'running', token: '7', attempts: '1' });
+      for (let i = 0; i < 10; i++) {
+        const once = node(namespace);
+        try {
+          expect(await once.runDetailed('k', () => 'ran again')).toMatchObject({
+            value: 'majority',
+            role: 'cached',
+          });
+        } finally {
+          await once.close();
+        }
+      }
+      expect(await clients[2]!.hgetall(state)).toMatchObject({
+        status: 'running',
+        token: '7',
+        attempts: '1',
+      });
+    } finally {
+      for (const client of clients) client.disconnect();
+    }
+  });
+
   it('reconciles a master that lost its data by the highest fencing token', async () => {
     const namespace = `q-${randomUUID()}`;
     const first = node(namespace);
