@@ -76,7 +76,7 @@ describe.skipIf(!canInjectFaults)('a slow or flaky Redis', () => {
     const admin = redis.client();
     try {
       expect(await p.run('k', () => 'v1')).toBe('v1');
-      await admin.client('KILL', 'TYPE', 'pubsub'); // drops every subscriber, so resets go unheard
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub'); // drops every subscriber, so resets go unheard
       await q.reset('k');
       expect(await q.run('k', () => 'v2')).toBe('v2');
       await expect.poll(() => p.run('k', () => 'v3'), { timeout: 5000 }).toBe('v2');
