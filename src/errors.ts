@@ -125,6 +125,8 @@ export class OnceAbortError extends OnceError {
 /** `reset` refused: a leader holds the lease. Pass `{ force: true }` to reset anyway. */
 export class OnceBusyError extends OnceError {
   override name = 'OnceBusyError';
+  /** The node id of the leader holding the lease, when known. */
+  readonly owner: string | undefined;
   constructor(options: { key: string; owner: string | undefined }) {
     super(
       'ONCE_BUSY',
@@ -132,6 +134,7 @@ export class OnceBusyError extends OnceError {
         'Pass { force: true } to reset it anyway (the running leader will lose its lease).',
       { key: options.key },
     );
+    this.owner = options.owner;
   }
 }
 

@@ -131,7 +131,9 @@ export function describeError(error: unknown, context: ErrorContext = {}): Outco
   if (error instanceof OnceBusyError) {
     return {
       code: EXIT.RESET_REFUSED,
-      message: `${quoted} is running; reset refused (pass --force to reset it anyway: the running leader loses its lease)`,
+      message:
+        `${quoted} is running${error.owner ? ` on ${error.owner}` : ''}; reset refused ` +
+        '(pass --force to reset it anyway: the running leader loses its lease)',
     };
   }
   if (error instanceof RedisUnavailableError) {

@@ -1,5 +1,4 @@
 /** `redis-once reset --key K [--force]`: forget the key's state, so the next `run` runs again. */
-import { OnceBusyError } from '../index.js';
 import { type ConnectionFlags, openOnce, resolveConnection } from './connection.js';
 import { describeError } from './errors.js';
 import { EXIT } from './exit-codes.js';
@@ -29,15 +28,8 @@ export async function resetCommand(flags: ResetFlags): Promise<number> {
     );
     return EXIT.OK;
   } catch (error) {
+    // A refusal names the leader (OnceBusyError.owner), so the person can decide whether --force is safe.
     const outcome = describeError(error, { key: flags.key, redis });
-    if (error instanceof OnceBusyError && once) {
-      // Name the leader, so the person can decide whether --force is safe.
-      const owner = await once.status(flags.key).then(
-        (status) => status.owner,
-        () => undefined,
-      );
-      if (owner) outcome.message = outcome.message?.replace(' is running;', ` is running on ${owner};`);
-    }
     printError(outcome, error, { verbose: flags.verbose === true, secrets });
     return outcome.code;
   } finally {
