@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { setMaxListeners } from 'node:events';
 import createDebug from 'debug';
 import {
   AttemptFailure,
@@ -128,6 +127,8 @@ class OnceInstance implements Once {
   private readonly memo: Memo<FlightResult>;
   private readonly running = new AsyncLocalStorage<ReadonlySet<string>>();
   private readonly closing = new AbortController();
+  /** Every caller waiting on a flight: close() rejects them. */
+  private readonly waiting = new Set<() => void>();
   private readonly sharded: boolean;
   private control: Promise<void> | undefined;
   private closed: Promise<void> | undefined;
@@ -149,8 +150,9 @@ class OnceInstance implements Once {
     });
     this.store = store;
     this.memo = new Memo(options.memoMaxKeys);
-    // Every waiting caller listens for close(); thousands may wait at once, and that is no leak.
-    setMaxListeners(0, this.closing.signal);
+    // Listen for resets from the start, so a process's first run need not wait for it. A failure here
+    // is retried (and reported) by the first call that needs it.
+    this.listenForResets().catch(() => {});
   }
 
   private readonly store: Store;
@@ -257,6 +259,7 @@ class OnceInstance implements Once {
     this.closed ??= (async () => {
       const reason = new OnceClosedError();
       this.closing.abort(reason);
+      for (const reject of [...this.waiting]) reject();
       this.memo.clear(reason);
       await this.coordinator.abandonAll('this Once instance was closed');
       await Promise.allSettled(this.subscribers.map((subscriber) => subscriber.close()));
@@ -314,7 +317,7 @@ class OnceInstance implements Once {
       const finish = (settle: () => void) => {
         clearTimeout(timer);
         run.signal?.removeEventListener('abort', onAbort);
-        this.closing.signal.removeEventListener('abort', onClose);
+        this.waiting.delete(onClose);
         detach();
         settle();
       };
@@ -334,7 +337,9 @@ class OnceInstance implements Once {
       // The caller whose fn is running is not cut off by a wait timeout: it is not waiting for anyone.
       if (mine) flight.onLeading(() => clearTimeout(timer));
       run.signal?.addEventListener('abort', onAbort, { once: true });
-      this.closing.signal.addEventListener('abort', onClose, { once: true });
+      // A Set, not a listener on one shared AbortSignal: thousands of callers may wait at once, and
+      // adding and removing EventTarget listeners costs time in proportion to those already there.
+      this.waiting.add(onClose);
       flight.promise.then(
         (result) => finish(() => resolve(result)),
         (error: unknown) => finish(() => reject(error)),

@@ -1,7 +1,7 @@
 --[[
   read: one consistent snapshot of a once-key, for deciding what to do next (return, wait, take over).
   Read-only. It reads only what the decision needs, since every caller that is not answered from
-  memory runs it: a done key costs two commands, a key with a live leader three, a free key five.
+  memory runs it: a done key costs two commands, a key with a live leader two, a free key four.
 
   KEYS[1] state key (hash)
   KEYS[2] lease key (string with TTL)
@@ -27,10 +27,14 @@ if state.status == 'done' then
   return {0, state.fields, -2, '0', '0', '0', redis.call('PTTL', stateKey)}
 end
 
-local lease
-lease, refused = ownLease(leaseKey)
-if not lease then return refused end
-if lease.holder then return {0, state.fields, lease.pttl, '0', '0', '0', -1} end
+-- PTTL alone answers "is someone leading, and until when" (a lease of another type, which only a
+-- foreign writer could leave, is waited out like any lease and never overwritten).
+local leasePttl = redis.call('PTTL', leaseKey)
+if leasePttl == -1 then
+  local _, noExpiry = refuse(2, leaseKey, 'a ' .. redis.call('TYPE', leaseKey)['ok'] .. ' without an expiry')
+  return noExpiry
+end
+if leasePttl > 0 then return {0, state.fields, leasePttl, '0', '0', '0', -1} end
 
 -- Nobody leads: the caller may take over, and will need the counter and the clock.
 local fence
