@@ -1,23 +1,14 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOnce, LeaseLostError, RedisUnavailableError } from '../../src/index.js';
 import { gate } from '../helpers/gate.js';
 import { canInjectFaults, type RedisServer, startRedis } from '../helpers/redis-server.js';
+import { closedPort } from '../helpers/topologies.js';
 
 const run = promisify(execFile);
-
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('Redis unreachable', () => {
   it('rejects with RedisUnavailableError within redisTimeoutMs, and the process exits by itself', async () => {

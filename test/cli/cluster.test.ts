@@ -1,37 +1,14 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../helpers/gate.js';
-import { canInjectFaults, type RedisServer, startRedis } from '../helpers/redis-server.js';
+import { canInjectFaults, type RedisServer } from '../helpers/redis-server.js';
+import { startCluster } from '../helpers/topologies.js';
 import { Cli, killAllClis, runCli } from './cli.js';
 
-const exec = promisify(execFile);
-
-/** `--cluster host:port,…`: three masters, all slots assigned, as in test/integration/cluster.test.ts. */
+/** `--cluster host:port,…`: three masters, all slots assigned, see test/helpers/topologies.ts. */
 describe.skipIf(!canInjectFaults)('redis-once --cluster', () => {
   let nodes: RedisServer[];
   beforeAll(async () => {
-    nodes = await Promise.all(
-      [1, 2, 3].map((i) =>
-        startRedis({
-          name: `cli-cluster-${i}`,
-          args: ['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000'],
-        }),
-      ),
-    );
-    await exec('redis-cli', [
-      '--cluster',
-      'create',
-      ...nodes.map((n) => `${n.host}:${n.port}`),
-      '--cluster-yes',
-    ]);
-    const admin = nodes[0]!.client();
-    await waitFor(async () => (await admin.cluster('INFO')).includes('cluster_state:ok'), {
-      timeoutMs: 15_000,
-      what: 'the cluster to be ok',
-    });
-    admin.disconnect();
+    nodes = await startCluster('cli-cluster');
   }, 30_000);
   afterEach(killAllClis);
   afterAll(async () => {

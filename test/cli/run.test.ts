@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/exit-codes.js';
 import { type RedisServer, startRedis } from '../helpers/redis-server.js';
+import { closedPort } from '../helpers/topologies.js';
 import { Cli, killAllClis, runCli } from './cli.js';
 
 let redis: RedisServer;
@@ -224,15 +224,6 @@ describe('redis-once reset while a leader runs', () => {
     expect(leader.stderr).toMatch(/error: this node lost the lease of "busy" while the command ran/);
   });
 });
-
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('Redis unreachable', () => {
   it('exits 69 within the bound for run, status and reset, and never prints the password', async () => {

@@ -1,38 +1,16 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOnce } from '../../src/index.js';
 import { gate, waitFor } from '../helpers/gate.js';
-import { canInjectFaults, type RedisServer, startRedis } from '../helpers/redis-server.js';
-
-const run = promisify(execFile);
+import { canInjectFaults, type RedisServer } from '../helpers/redis-server.js';
+import { startCluster } from '../helpers/topologies.js';
 
 /** Three masters, no replicas, all 16384 slots assigned: the smallest real Redis Cluster. */
 describe.skipIf(!canInjectFaults)('Redis Cluster', () => {
   let nodes: RedisServer[];
   beforeAll(async () => {
-    nodes = await Promise.all(
-      [1, 2, 3].map((i) =>
-        startRedis({
-          name: `cluster-${i}`,
-          args: ['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000'],
-        }),
-      ),
-    );
-    await run('redis-cli', [
-      '--cluster',
-      'create',
-      ...nodes.map((n) => `${n.host}:${n.port}`),
-      '--cluster-yes',
-    ]);
-    const admin = nodes[0]!.client();
-    await waitFor(async () => (await admin.cluster('INFO')).includes('cluster_state:ok'), {
-      timeoutMs: 15_000,
-      what: 'the cluster to be ok',
-    });
-    admin.disconnect();
+    nodes = await startCluster('cluster');
   }, 30_000);
   afterAll(async () => {
     await Promise.all(nodes.map((node) => node.stop()));
