@@ -1,25 +1,14 @@
 /** `redis-once reset --key K [--force]`: forget the key's state, so the next `run` runs again. */
-import { type ConnectionFlags, openOnce, resolveConnection } from './connection.js';
-import { describeError } from './errors.js';
+import { type AdminFlags, adminCommand } from './admin-command.js';
 import { EXIT } from './exit-codes.js';
-import { enableDebugLogs, printError } from './output.js';
 
-export interface ResetFlags extends ConnectionFlags {
-  key: string;
+export interface ResetFlags extends AdminFlags {
   force?: boolean;
-  verbose?: boolean;
 }
 
-export async function resetCommand(flags: ResetFlags): Promise<number> {
-  let secrets: readonly string[] = [];
-  let redis: string | undefined;
-  let once: ReturnType<typeof openOnce> | undefined;
-  try {
-    const connection = resolveConnection(flags);
-    secrets = connection.secrets;
-    redis = connection.display;
-    if (flags.verbose) enableDebugLogs(secrets);
-    once = openOnce(connection, flags);
+/** A refusal (OnceBusyError) names the leader, so the person can decide whether --force is safe. */
+export function resetCommand(flags: ResetFlags): Promise<number> {
+  return adminCommand(flags, async (once) => {
     const { existed } = await once.reset(flags.key, { force: flags.force === true });
     process.stdout.write(
       existed
@@ -27,12 +16,5 @@ export async function resetCommand(flags: ResetFlags): Promise<number> {
         : `"${flags.key}" had no state; nothing to reset\n`,
     );
     return EXIT.OK;
-  } catch (error) {
-    // A refusal names the leader (OnceBusyError.owner), so the person can decide whether --force is safe.
-    const outcome = describeError(error, { key: flags.key, redis });
-    printError(outcome, error, { verbose: flags.verbose === true, secrets });
-    return outcome.code;
-  } finally {
-    await once?.close();
-  }
+  });
 }

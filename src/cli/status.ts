@@ -1,39 +1,21 @@
 /** `redis-once status --key K [--json]`: the key's state, for people or (with --json) for scripts. */
 import type { OnceStatus } from '../index.js';
-import { type ConnectionFlags, openOnce, resolveConnection } from './connection.js';
+import { type AdminFlags, adminCommand } from './admin-command.js';
 import { formatDuration } from './durations.js';
-import { describeError } from './errors.js';
 import { EXIT } from './exit-codes.js';
-import { enableDebugLogs, printError } from './output.js';
 
-export interface StatusFlags extends ConnectionFlags {
-  key: string;
+export interface StatusFlags extends AdminFlags {
   json?: boolean;
-  verbose?: boolean;
 }
 
-export async function statusCommand(flags: StatusFlags): Promise<number> {
-  let secrets: readonly string[] = [];
-  let redis: string | undefined;
-  let once: ReturnType<typeof openOnce> | undefined;
-  try {
-    const connection = resolveConnection(flags);
-    secrets = connection.secrets;
-    redis = connection.display;
-    if (flags.verbose) enableDebugLogs(secrets);
-    once = openOnce(connection, flags);
+export function statusCommand(flags: StatusFlags): Promise<number> {
+  return adminCommand(flags, async (once) => {
     const status = await once.status(flags.key);
     process.stdout.write(
       flags.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(flags.key, status),
     );
     return EXIT.OK;
-  } catch (error) {
-    const outcome = describeError(error, { key: flags.key, redis });
-    printError(outcome, error, { verbose: flags.verbose === true, secrets });
-    return outcome.code;
-  } finally {
-    await once?.close();
-  }
+  });
 }
 
 const SUMMARY: Record<OnceStatus['state'], string> = {
