@@ -228,7 +228,8 @@ function connect(spec: string | { cluster: ClusterNode[] }, timeoutMs: number): 
     lazyConnect: true,
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
-    enableAutoPipelining: true,
+    // No enableAutoPipelining: in ioredis 6.0.0 a batch cut off by a dropped connection throws an
+    // uncaught TypeError (`results[i] is not iterable`, autoPipelining.js), which would crash the app.
     // ioredis arms a timer of this length on disconnect, waiting for a 'close' that a socket which never
     // connected does not emit again: its 2 s default would keep a finished process alive.
     disconnectTimeout: 200,

@@ -6,6 +6,7 @@ import completeLua from './lua/complete-2.lua';
 import failLua from './lua/fail-2.lua';
 import ownKeysLua from './lua/includes/own-keys.lua';
 import readLua from './lua/read-3.lua';
+import repairLua from './lua/repair-2.lua';
 import resetLua from './lua/reset-3.lua';
 import type { RedisNode } from './redis-node.js';
 import { decodeState, type StoredState } from './state.js';
@@ -49,6 +50,7 @@ export const scripts = {
   complete: new LuaScript('complete', completeLua, 2),
   fail: new LuaScript('fail', failLua, 2),
   reset: new LuaScript('reset', resetLua, 3),
+  repair: new LuaScript('repair', repairLua, 2),
 } as const;
 
 /** The publish commands the scripts take: sharded pub/sub keeps a Cluster's messages on one shard. */
@@ -56,6 +58,8 @@ export type PublishCommand = 'PUBLISH' | 'SPUBLISH';
 
 export interface ReadReply {
   state: StoredState;
+  /** The state hash as stored (flat HGETALL), to copy it to a lagging quorum master. */
+  fields: string[];
   /** ms the lease has left, or -2 when nobody holds it. */
   leasePttl: number;
   /** The last fencing token issued. */
@@ -77,6 +81,7 @@ export async function readState(node: RedisNode, names: KeyNames): Promise<ReadR
   const [, fields, leasePttl, fence, seconds, micros, statePttl] = reply;
   return {
     state: decodeState(fields),
+    fields: Array.isArray(fields) ? fields.map(String) : [],
     leasePttl: Number(leasePttl),
     fence: Number(fence),
     serverMicros: Number(seconds) * 1_000_000 + Number(micros),
@@ -199,6 +204,22 @@ export async function reset(
     default:
       throw unexpected('reset', reply);
   }
+}
+
+/** Copies a done state to a master behind it (a quorum's read-repair); true when copied. */
+export async function repairDone(
+  node: RedisNode,
+  names: KeyNames,
+  args: { token: number; ttlMs: number; fields: string[] },
+): Promise<boolean> {
+  const reply = (await scripts.repair.run(
+    node,
+    names.key,
+    [names.state, names.fence],
+    [String(args.token), String(args.ttlMs > 0 ? args.ttlMs : -1), ...args.fields],
+  )) as unknown[];
+  throwIfForeign(reply, names, [names.state, names.fence]);
+  return Number(reply[0]) === 0;
 }
 
 function finishReply(script: string, reply: unknown[]): FinishReply {

@@ -32,13 +32,57 @@ export class Store {
   }
 
   async read(names: KeyNames): Promise<ReadReply> {
-    const replies = await this.gather(
+    const answers = await this.gather(
       names.key,
       'reading',
-      (node) => scripts.readState(node, names),
-      (all) => this.conclusive(all),
+      async (node) => ({ node, reply: await scripts.readState(node, names) }),
+      (all) => this.conclusive(all.map((answer) => answer.reply)),
     );
-    return reconcile(replies, this.majority);
+    const replies = answers.map((answer) => answer.reply);
+    const reconciled = reconcile(replies, this.majority);
+    return (await this.repair(names, answers, reconciled)) ?? reconciled;
+  }
+
+  /**
+   * Read-repair, on a quorum: when the newest state any master holds is `done`, but fewer than a
+   * majority hold it (a master restarted empty, or missed the write), copy it to the masters behind it.
+   * Nothing newer can exist elsewhere: a later attempt would have raised the token on a majority, and
+   * any majority shares a master with the one we read. Resolves the done snapshot once a majority
+   * holds it, or undefined.
+   */
+  private async repair(
+    names: KeyNames,
+    answers: Array<{ node: RedisNode; reply: ReadReply }>,
+    reconciled: ReadReply,
+  ): Promise<ReadReply | undefined> {
+    if (!this.isQuorum || reconciled.state.status === 'done') return undefined;
+    const token = Math.max(...answers.map((answer) => answer.reply.state.token));
+    const newest = answers.find(
+      (a) => a.reply.state.token === token && a.reply.state.status === 'done',
+    )?.reply;
+    if (!newest) return undefined;
+    const holds = (reply: ReadReply) => reply.state.status === 'done' && reply.state.token === token;
+    // Behind: an older token, or this attempt's token without its completion.
+    const behind = answers.filter((answer) => !holds(answer.reply) && answer.reply.state.token <= token);
+    const copied = await Promise.all(
+      behind.map((answer) =>
+        scripts
+          .repairDone(answer.node, names, {
+            token,
+            ttlMs: newest.statePttl,
+            fields: newest.fields,
+          })
+          .catch(() => false),
+      ),
+    );
+    const holding = answers.filter((answer) => holds(answer.reply)).length + copied.filter(Boolean).length;
+    debug(
+      '%s: repaired %d lagging master(s); %d hold the done state',
+      names.key,
+      copied.filter(Boolean).length,
+      holding,
+    );
+    return holding >= this.majority ? { ...newest, leasePttl: reconciled.leasePttl } : undefined;
   }
 
   async begin(names: KeyNames, args: Parameters<typeof scripts.begin>[2]): Promise<BeginReply> {
@@ -190,7 +234,7 @@ function reconcile(replies: ReadReply[], majority: number): ReadReply {
   const leasePttl = pttls[majority - 1] ?? -2;
   // A done state a majority holds is the answer, whatever a lagging minority says.
   const done = majorityDone(replies, majority);
-  if (done) return { state: done.state, leasePttl, fence, serverMicros, statePttl: done.statePttl };
+  if (done) return { ...done, leasePttl, fence, serverMicros };
   let best = replies[0]!;
   for (const reply of replies) if (reply.state.token > best.state.token) best = reply;
   // Done on a minority only does not count: the attempt reads as still running, to be taken over.
@@ -198,7 +242,7 @@ function reconcile(replies: ReadReply[], majority: number): ReadReply {
     best.state.status === 'done'
       ? { ...best.state, status: 'running' as const, valueJson: undefined }
       : best.state;
-  return { state, leasePttl, fence, serverMicros, statePttl: best.statePttl };
+  return { ...best, state, leasePttl, fence, serverMicros };
 }
 
 function majorityDone(replies: ReadReply[], majority: number): ReadReply | undefined {

@@ -38,7 +38,6 @@ describe.skipIf(!canInjectFaults)('a quorum of independent masters', () => {
       release.open();
       expect(await Promise.all(calls)).toEqual(Array(4).fill({ schema: 7 }));
       expect(runs).toBe(1);
-      // A majority holds it when run resolves; the last master's write follows moments later.
       const statuses = () =>
         Promise.all(
           masters.map(async (master) => {
@@ -48,8 +47,9 @@ describe.skipIf(!canInjectFaults)('a quorum of independent masters', () => {
             return status;
           }),
         );
+      // A majority holds it. The third may not: with two nodes racing, its lease vote can go to the
+      // loser, whose begin it then refuses; read-repair brings it forward if it is ever needed.
       expect((await statuses()).filter((status) => status === 'done').length).toBeGreaterThanOrEqual(2);
-      await expect.poll(statuses).toEqual(['done', 'done', 'done']);
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
@@ -73,18 +73,6 @@ describe.skipIf(!canInjectFaults)('a quorum of independent masters', () => {
       for (const master of masters) if (master.pid === undefined) await master.restart();
     }
   });
-
-  async function everyMasterDone(namespace: string, key: string): Promise<boolean> {
-    const statuses = await Promise.all(
-      masters.map(async (master) => {
-        const client = master.client();
-        const status = await client.hget(`${namespace}:{${key}}:state`, 'status');
-        client.disconnect();
-        return status;
-      }),
-    );
-    return statuses.every((status) => status === 'done');
-  }
 
   it('answers done when a majority holds it, whatever a lagging master says, and never takes over', async () => {
     // Two masters hold done with token 7; the third missed the complete and still says running.
@@ -116,13 +104,38 @@ describe.skipIf(!canInjectFaults)('a quorum of independent masters', () => {
     }
   });
 
+  it('copies a done state to a master that lost it, even with another master down (read-repair)', async () => {
+    const namespace = `q-${randomUUID()}`;
+    const state = `${namespace}:{k}:state`;
+    const clients = masters.map((master) => master.client());
+    try {
+      // Only master 0 still holds the completion (1 wiped, and 2 is about to go down).
+      await clients[0]!.hset(state, { status: 'done', token: '9', attempts: '1', value: '"kept"' });
+      await clients[1]!.hset(state, { status: 'running', token: '9', attempts: '1' });
+      clients[2]!.disconnect();
+      await masters[2]!.kill();
+      const once = node(namespace);
+      try {
+        expect(await once.runDetailed('k', () => 'ran again')).toMatchObject({
+          value: 'kept',
+          role: 'cached',
+        });
+      } finally {
+        await once.close();
+      }
+      expect(await clients[1]!.hgetall(state)).toMatchObject({ status: 'done', token: '9', value: '"kept"' });
+    } finally {
+      for (const client of clients) client.disconnect();
+      await masters[2]!.restart();
+    }
+  });
+
   it('reconciles a master that lost its data by the highest fencing token', async () => {
     const namespace = `q-${randomUUID()}`;
     const first = node(namespace);
     const tokens: number[] = [];
     try {
       await first.run('k', (ctx) => tokens.push(ctx.fencingToken));
-      await expect.poll(() => everyMasterDone(namespace, 'k')).toBe(true);
       // One master forgets everything: a majority still says done.
       await masters[0]!.kill();
       await masters[0]!.restart();
