@@ -123,6 +123,7 @@ export function createOnce(options: OnceOptions): Once {
 class OnceInstance implements Once {
   private readonly nodes: RedisNode[];
   private readonly subscribers: Subscriber[];
+  private readonly store: Store;
   private readonly coordinator: Coordinator;
   private readonly memo: Memo<FlightResult>;
   private readonly running = new AsyncLocalStorage<ReadonlySet<string>>();
@@ -154,8 +155,6 @@ class OnceInstance implements Once {
     // is retried (and reported) by the first call that needs it.
     this.listenForResets().catch(() => {});
   }
-
-  private readonly store: Store;
 
   async run<T>(key: string, fn: OnceFn<T>, options?: RunOptions): Promise<T> {
     // The cached path: no Redis, no timers, no allocation beyond the promise.
