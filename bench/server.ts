@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { freePort } from '../scripts/free-port.js';
 import { track } from './children.js';
 import { sleep } from './clock.js';
 
@@ -122,14 +122,6 @@ function guard(pid: number | undefined, dir: string): void {
   });
   watchdog.on('error', () => {}); // no sh: the handlers in children.ts still cover every other way out
   track(watchdog);
-}
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }
 
 /** An admin connection once the server answers, or undefined if it exited first (port taken). */

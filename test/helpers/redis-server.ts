@@ -11,7 +11,6 @@
  *     the mapped host port would change.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +18,7 @@ import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { StartedTestContainer } from 'testcontainers';
+import { freePort } from '../../scripts/free-port.js';
 import { waitFor } from './gate.js';
 
 export type RedisSource = 'binary' | 'docker' | 'external';
@@ -297,17 +297,6 @@ class ExternalServer extends BaseServer {
   async stop(): Promise<void> {
     await this.closeClients();
   }
-}
-
-/** A port that was free a moment ago; redis-server may still lose it to someone else, hence the retries. */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as net.AddressInfo;
-  probe.close();
-  await once(probe, 'close');
-  return port;
 }
 
 /** The port is held by another process, so a server cannot (re)start there. */

@@ -1,7 +1,7 @@
 /** Test topologies built from real redis-server processes, and a port with nothing behind it. */
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
 import { promisify } from 'node:util';
+import { freePort } from '../../scripts/free-port.js';
 import { waitFor } from './gate.js';
 import { type RedisServer, startRedis } from './redis-server.js';
 
@@ -34,10 +34,4 @@ export async function startCluster(name: string): Promise<RedisServer[]> {
 }
 
 /** A loopback port with nothing listening on it. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export const closedPort = freePort;
