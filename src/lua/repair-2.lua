@@ -12,7 +12,8 @@
 
   Returns
     {0}    copied; the fence is raised to the token if it was below
-    {-3}   this master holds a higher token, or this done state already: left as it is
+    {-3}   this master holds a higher token, this done state already, or was reset after seeing
+           this attempt (its counter is at the token): left as it is
     {-10, which, detail}  a foreign value is stored at KEYS[which]; see includes/own-keys.lua
 ]]
 local stateKey = KEYS[1]
@@ -27,6 +28,9 @@ fence, refused = ownFence(fenceKey)
 if not fence then return refused end
 local stored = tonumber(state.token or '0')
 if stored > token or (stored == token and state.status == 'done') then return {-3} end
+-- An older state (or none) with the counter already at the token: this master saw that attempt, and
+-- its state was reset (or expired) since. That is not lagging; a reset must not be undone.
+if stored < token and tonumber(fence) >= token then return {-3} end
 
 redis.call('DEL', stateKey)
 redis.call('HSET', stateKey, unpack(ARGV, 3))

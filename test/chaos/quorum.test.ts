@@ -130,6 +130,26 @@ describe.skipIf(!canInjectFaults)('a quorum of independent masters', () => {
     }
   });
 
+  it('never undoes a reset with read-repair, even when one master missed the reset', async () => {
+    const namespace = `q-${randomUUID()}`;
+    const state = `${namespace}:{k}:state`;
+    const fence = `${namespace}:{k}:fence`;
+    const clients = masters.map((master) => master.client());
+    try {
+      // All three saw attempt 9 complete; masters 1 and 2 were reset since, master 0 missed the reset.
+      await clients[0]!.hset(state, { status: 'done', token: '9', attempts: '1', value: '"old"' });
+      for (const client of clients) await client.set(fence, '9');
+      const once = node(namespace);
+      try {
+        expect(await once.runDetailed('k', () => 'new')).toMatchObject({ value: 'new', role: 'leader' });
+      } finally {
+        await once.close();
+      }
+    } finally {
+      for (const client of clients) client.disconnect();
+    }
+  });
+
   it('reconciles a master that lost its data by the highest fencing token', async () => {
     const namespace = `q-${randomUUID()}`;
     const first = node(namespace);

@@ -94,7 +94,15 @@ describe.skipIf(!canInjectFaults)('Sentinel', () => {
       // The replica acknowledged the done state (replicaAck), so promoting it loses nothing.
       const admin = new Redis({ port: sentinelPort });
       try {
-        await admin.call('SENTINEL', 'FAILOVER', 'mymaster');
+        // The sentinel refuses (NOGOODSLAVE) until it has a fresh report from the replica: ask again.
+        await waitFor(
+          () =>
+            admin.call('SENTINEL', 'FAILOVER', 'mymaster').then(
+              () => true,
+              () => false,
+            ),
+          { timeoutMs: 15_000, intervalMs: 200, what: 'the sentinel to accept the failover' },
+        );
         await waitFor(
           async () => {
             const [, port] = (await admin.call(
