@@ -4,12 +4,13 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../scripts/free-port.js';
+import { dockerReachable, findRedisServer } from '../scripts/redis-source.js';
 
 export interface DemoRedis {
   url: string;
@@ -32,23 +33,8 @@ export async function startDemoRedis(): Promise<DemoRedis> {
   }
   const bin = findRedisServer();
   if (bin) return startBinary(bin);
-  if (await dockerRuns()) return startContainer();
+  if (await dockerReachable()) return startContainer();
   throw new NoRedisError(HOW_TO_GET_REDIS);
-}
-
-function findRedisServer(): string | undefined {
-  if (process.env.REDIS_SERVER_BIN) return process.env.REDIS_SERVER_BIN;
-  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
-  return dirs.map((dir) => join(dir, 'redis-server')).find(isExecutable);
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function startBinary(bin: string): Promise<DemoRedis> {
@@ -80,16 +66,6 @@ async function startBinary(bin: string): Promise<DemoRedis> {
     throw new Error(`redis-server did not start: ${(error as Error).message} ${stderr.trim()}`);
   }
   return { url: `redis://127.0.0.1:${port}`, description: `a throwaway redis-server on port ${port}`, stop };
-}
-
-async function dockerRuns(): Promise<boolean> {
-  try {
-    const { getContainerRuntimeClient } = await import('testcontainers');
-    await getContainerRuntimeClient();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function startContainer(): Promise<DemoRedis> {

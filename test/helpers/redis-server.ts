@@ -11,14 +11,15 @@
  *     the mapped host port would change.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { StartedTestContainer } from 'testcontainers';
 import { freePort } from '../../scripts/free-port.js';
+import { dockerReachable, findRedisServer, isExecutable } from '../../scripts/redis-source.js';
 import { waitFor } from './gate.js';
 
 export type RedisSource = 'binary' | 'docker' | 'external';
@@ -81,26 +82,9 @@ function redisUrlFromEnv(): string | undefined {
   return process.env.REDIS_URL || undefined;
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function findBinary(): string | undefined {
-  const fromEnv = process.env.REDIS_SERVER_BIN;
-  // An explicit choice is kept even if wrong, so that `--version` fails loudly instead of falling back.
-  if (fromEnv) return fromEnv;
-  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
-  return dirs.map((dir) => join(dir, 'redis-server')).find(isExecutable);
-}
-
 /** True when tests may kill, pause and restart servers: a local binary is used, not REDIS_URL or Docker. */
 export const canInjectFaults: boolean = (() => {
-  const bin = findBinary();
+  const bin = findRedisServer();
   return !redisUrlFromEnv() && bin !== undefined && isExecutable(bin);
 })();
 
@@ -121,7 +105,7 @@ function resolveSource(): Promise<Resolved> {
 async function detectSource(): Promise<Resolved> {
   const url = redisUrlFromEnv();
   if (url) return { source: 'external', url };
-  const bin = findBinary();
+  const bin = findRedisServer();
   if (bin) return { source: 'binary', bin, version: binaryVersion(bin) };
   if (await dockerReachable()) return { source: 'docker' };
   return { source: 'none' };
@@ -133,17 +117,6 @@ function binaryVersion(bin: string): string {
     return /v=(\S+)/.exec(out)?.[1] ?? out.trim();
   } catch (error) {
     throw new Error(`\`${bin} --version\` failed (check REDIS_SERVER_BIN / PATH): ${errorMessage(error)}`);
-  }
-}
-
-async function dockerReachable(): Promise<boolean> {
-  try {
-    // Imported lazily: testcontainers is heavy and only needed when there is no binary.
-    const { getContainerRuntimeClient } = await import('testcontainers');
-    await getContainerRuntimeClient();
-    return true;
-  } catch {
-    return false;
   }
 }
 
