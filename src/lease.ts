@@ -39,7 +39,6 @@ const DRIFT_FACTOR = 0.01;
 
 export class Leases {
   private readonly redlock: Redlock;
-  private readonly quorum: number;
 
   constructor(
     private readonly nodes: readonly RedisNode[],
@@ -52,7 +51,6 @@ export class Leases {
       nodes.map((node) => node.client),
       { retryCount: 0, driftFactor: DRIFT_FACTOR, db },
     );
-    this.quorum = Math.floor(nodes.length / 2) + 1;
   }
 
   /**
@@ -115,14 +113,6 @@ export class Leases {
     } catch {
       return 'unreachable';
     }
-  }
-
-  get size(): number {
-    return this.nodes.length;
-  }
-
-  get majority(): number {
-    return this.quorum;
   }
 
   private bounded<T>(promise: Promise<T>, what: string, key: string): Promise<T> {
