@@ -41,7 +41,7 @@ const FULL: BenchConfig = {
     shape: { processes: 4, callersPerProcess: 25 },
     durations: [100, 1_000, 3_000],
     leaseMs: 2_000,
-    peers: PEER_IDS.filter((id) => id !== 'sesame-redlock'),
+    peers: [...PEER_IDS],
   },
   s3: { shape: { processes: 4, callersPerProcess: 25 }, fnMs: 2_000, leaseMs: 2_000, killAfterMs: 200 },
   s4: { calls: 2_000_000, peerMaxMs: 500 },

@@ -30,7 +30,6 @@ export function environment(redisVersion: string, busyBefore: number): Environme
     libraries: {
       'redis-once': `${packageVersion('.')} (${commit()})`,
       redlock: packageVersion('node_modules/redlock'),
-      '@sesamecare-oss/redlock': packageVersion('node_modules/@sesamecare-oss/redlock'),
       'redis-semaphore': packageVersion('node_modules/redis-semaphore'),
       ioredis: packageVersion('node_modules/ioredis'),
       vega: packageVersion('node_modules/vega'),

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import Redlock from 'redlock';
 import { scripts } from '../src/scripts.js';
 
@@ -13,15 +11,6 @@ export function scriptNames(): Map<string, string> {
   for (const script of Object.values(scripts)) add(script.sha, `redis-once ${script.name}`);
   for (const [name, script] of Object.entries(new Redlock([{} as never]).scripts))
     add(script.hash, `redlock ${name.replace('Script', '')}`);
-  // The fork defines its scripts as ioredis commands; capture their source from a stand-in client.
-  const require = createRequire(import.meta.url);
-  const { ensureCommands } = require('@sesamecare-oss/redlock/build/scripts.js') as {
-    ensureCommands(client: unknown): void;
-  };
-  ensureCommands({
-    defineCommand: (name: string, { lua }: { lua: string }) =>
-      add(createHash('sha1').update(lua).digest('hex'), `@sesamecare-oss/redlock ${name}`),
-  });
   return names;
 }
 
@@ -36,7 +25,7 @@ export function requestLabel(kind: string, names: Map<string, string>): string {
   return `script ${names.get(sha) ?? sha}`;
 }
 
-/** Lease renewals: the extend script of the redlock redis-once uses for its lease. */
+/** Lease renewals: redis-once's renew script, or redlock's extend script. */
 export function isRenewal(kind: string, names: Map<string, string>): boolean {
-  return kind.startsWith('evalsha:') && /extend/i.test(names.get(kind.slice('evalsha:'.length)) ?? '');
+  return kind.startsWith('evalsha:') && /extend|renew/i.test(names.get(kind.slice('evalsha:'.length)) ?? '');
 }

@@ -1,368 +1,414 @@
-import type { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
-import { LeaseLostError, OnceFailedError, RedisUnavailableError, summarizeError } from './errors.js';
+import type { OnceContext } from './context.js';
+import { type Decision, decide, previousAttempt } from './decide.js';
+import {
+  LeaseLostError,
+  OnceClosedError,
+  OnceFailedError,
+  RedisUnavailableError,
+  summarizeError,
+} from './errors.js';
+import type { DoneValue, Flight, OnceFn } from './flight.js';
+import { KeyWatch } from './key-watch.js';
 import type { KeyNames } from './keys.js';
-import type { Lease, Leases } from './lease.js';
-import type { ReadReply } from './scripts.js';
-import type { PreviousOutcome, StoredState } from './state.js';
-import { decodeMessage } from './state.js';
-import type { Store } from './store.js';
+import { Lease } from './lease.js';
+import type { Memo } from './memo.js';
+import { leadFrame } from './reentry.js';
+import { decodeMessage, type Snapshot, type StoredState } from './state.js';
+import type { Claim, Store } from './store/store.js';
+import type { Subscriptions } from './subscriber.js';
 import { decodeValue, encodeValue } from './value.js';
-import { KeyWatch, type Subscriber } from './waiter.js';
 
 const debug = createDebug('redis-once:coordinator');
 
-/** What fn receives. */
-export interface OnceContext {
-  /** The once-key. */
-  readonly key: string;
-  /** Strictly increasing per key, cluster-wide: store it beside what fn writes, reject lower ones. */
-  readonly fencingToken: number;
-  /** This attempt's number, from 1; crashes and lost leases count too. */
-  readonly attempt: number;
-  /** The node id of this process (option `nodeId`). */
-  readonly nodeId: string;
-  /** Aborted, with a LeaseLostError reason, before the lease can expire when renewal is not proven. */
-  readonly signal: AbortSignal;
-  /** Set on a takeover: the attempt before this one, so fn can repair what it left half-done. */
-  readonly previous: PreviousAttempt | undefined;
-}
-
-export interface PreviousAttempt {
-  readonly owner: string | undefined;
-  readonly fencingToken: number;
-  readonly startedAt: number | undefined;
-  readonly outcome: PreviousOutcome;
-}
-
-export type Role = 'leader' | 'follower' | 'cached';
-
-/** The outcome of one flight: the key is done, here or elsewhere. */
-export interface FlightResult {
-  readonly value: unknown;
-  readonly role: Role;
-  readonly fencingToken: number;
-  readonly attempt: number;
-  /**
-   * When the done state expires in Redis, as a performance.now() instant measured from before the
-   * request that learned it (so the memo never outlives it); Infinity when it is kept until reset.
-   */
-  readonly expiresAt: number;
-}
-
-/** fn's own failure in this process, handed to the caller whose fn it was (the memo unwraps it). */
-export class AttemptFailure {
-  constructor(readonly error: unknown) {}
-}
-
-export interface KeyOptions {
-  leaseMs: number;
-  maxAttempts: number;
-  doneTtlMs: number | undefined;
-}
-
 export interface CoordinatorDeps {
   store: Store;
-  leases: Leases;
-  subscribers: readonly Subscriber[];
-  nodeId: string;
+  /** One per Redis master (or one for a Cluster). */
+  subscriptions: readonly Subscriptions[];
+  /** Completion channels use sharded pub/sub (a Cluster). */
   sharded: boolean;
-  /** Keys whose fn is running in the current async context, to refuse re-entry. */
-  running: AsyncLocalStorage<ReadonlySet<string>>;
+  memo: Memo<DoneValue>;
+  nodeId: string;
+  redisTimeoutMs: number;
+  /** The instance's maxAttempts, for flights with no fn to run (`wait`). */
+  maxAttempts: number;
+  /** Resolves once the namespace's control channel is confirmed (resets reach us from then on). */
+  controlReady: () => Promise<void>;
 }
 
-/** Margin past a lease deadline before re-reading, so the lease has surely expired in Redis. */
+/** Past a lease deadline before reading again, so the lease has surely expired in Redis. */
 const DEADLINE_SLACK_MS = 2;
-/** A completion message arrives this much after its TTL started, at most, on a healthy network. */
-const MESSAGE_DELAY_MARGIN_MS = 10;
-/** How long a caller that lost the race for a free lease waits (unless a message comes first). */
-const LOST_RACE_PAUSE_MS = 50;
+
+/** An attempt whose fn runs in this process. */
+interface Leading {
+  readonly token: number;
+  readonly lease: Lease;
+  /** Settles once fn has settled and its outcome is recorded (or given up on). */
+  readonly ended: Promise<void>;
+}
 
 /**
- * One key's protocol, for one flight of one process:
+ * One key's story, for one flight of one process:
  *
- *   read ─▶ done?            → return the value
- *        ─▶ leader alive?    → subscribe, re-read, wait for the message or the lease deadline
- *        ─▶ attempts spent?  → OnceFailedError
- *        ─▶ otherwise        → acquire the lease → begin (new fencing token) → fn, renewing
- *                              → complete (value + publish) | fail (error + publish + release)
+ *   claim ─▶ taken          → fn under the renewing lease → complete (value + publish) | fail (+ publish)
+ *         ─▶ done            → the value
+ *         ─▶ attempts spent  → OnceFailedError
+ *         ─▶ a leader at work → subscribe (confirmed), claim again, then wait for the message — or for
+ *                              the lease deadline it read, and claim again (a takeover if it crashed)
  *
- * A follower subscribes before it re-reads, so a completion published in between is never missed,
- * and it wakes only on a message or at the lease deadline it read — never on a polling timer.
- * `stop` ends a follower's wait (every caller gave up, or the instance closed); it never interrupts a
- * running fn: the shared work is not any one caller's to cancel.
+ * A follower subscribes before it reads again, so a completion published in between is never missed,
+ * and it wakes only on a message, at the lease deadline, or when its subscription is back after a gap —
+ * never on a polling timer. The flight's stop (every caller left, or close) is checked after every
+ * await; a claim won by a stopped flight is given back before fn could start. A running fn is never
+ * stopped by callers leaving.
  */
 export class Coordinator {
-  /** Leases held by attempts running in this process, and the attempts themselves, for `close()`. */
-  private readonly leading = new Map<Lease, Promise<unknown>>();
-  private readonly acquiring = new Set<Promise<unknown>>();
+  private readonly leading = new Map<string, Leading>();
+  private readonly leaseIds = `${randomBytes(8).toString('hex')}.`;
+  private leaseCount = 0;
+  private closing = false;
 
   constructor(private readonly deps: CoordinatorDeps) {}
 
-  /**
-   * Gives up every lease this process holds (close): each running attempt's `ctx.signal` aborts and
-   * the attempt is recorded as failed, so another node takes over at once. Resolves when recorded.
-   */
-  async abandonAll(why: string): Promise<void> {
-    // Flights were stopped before this: a lease won from here on is given back by its flight.
-    await Promise.allSettled([...this.acquiring]);
-    const attempts = [...this.leading.entries()];
-    for (const [lease] of attempts) lease.abandon(why);
-    await Promise.allSettled(attempts.map(([, attempt]) => attempt));
-  }
-
-  /**
-   * One try for the lease. A flight stopped meanwhile (every caller left, or close()) gives a lease it
-   * won straight back, before fn could start. close() waits for tries in progress (`abandonAll`).
-   */
-  private async acquire(names: KeyNames, leaseMs: number, stop: AbortSignal): Promise<Lease | undefined> {
-    const trying = (async () => {
-      const lease = await this.deps.leases.tryAcquire(names.lease, leaseMs, names.key);
-      if (lease && stop.aborted) {
-        await lease.release();
-        throw stop.reason;
-      }
-      return lease;
-    })();
-    this.acquiring.add(trying);
-    try {
-      return await trying;
-    } finally {
-      this.acquiring.delete(trying);
-    }
-  }
-
-  /** The key's state right now, with its lease (read-only). */
-  read(names: KeyNames): Promise<ReadReply> {
-    return this.deps.store.read(names);
-  }
-
-  async fly(
-    names: KeyNames,
-    fn: (ctx: OnceContext) => unknown,
-    options: KeyOptions,
-    stop: AbortSignal,
-    onLeading: () => void,
-  ): Promise<FlightResult> {
+  async fly(flight: Flight, names: KeyNames): Promise<void> {
+    const { store, memo } = this.deps;
     let watch: KeyWatch | undefined;
     let waited = false;
+    // When the last read that found the key not done was sent: a completion we hear of later happened
+    // after it, so its done TTL is counted from there, and the memo never outlives the state.
+    let lastReadAt = 0;
     try {
+      await this.deps.controlReady();
+      flight.observedAt = memo.observe();
       for (;;) {
-        if (stop.aborted) throw stop.reason;
-        const readAt = performance.now();
-        const snapshot = await this.deps.store.read(names);
-        const { state } = snapshot;
-        if (state.status === 'done')
-          return doneResult(state, waited ? 'follower' : 'cached', expiry(readAt, snapshot.statePttl));
-
-        const leaseHeld = snapshot.leasePttl > 0;
-        if (!leaseHeld) {
-          if (state.status !== 'idle' && state.attempts >= options.maxAttempts)
-            throw failedError(names.key, state);
-          const lease = await this.acquire(names, options.leaseMs, stop);
-          if (lease) {
-            const attempt = this.lead(names, snapshot, lease, fn, options, onLeading);
-            this.leading.set(lease, attempt);
-            const led = await attempt.finally(() => this.leading.delete(lease));
-            if (led) return led;
-            // The state moved between our read and our begin (or masters disagree): decide again,
-            // after the pause below, rather than in a tight loop.
+        if (flight.stopped) return;
+        const settings = flight.nextRunner();
+        const sentAt = performance.now();
+        let snapshot: Snapshot;
+        if (settings) {
+          const leaseValue = `${this.leaseIds}${++this.leaseCount}`;
+          const claim = await store.claim(names, {
+            leaseValue,
+            leaseMs: settings.leaseMs,
+            owner: this.deps.nodeId,
+            maxAttempts: settings.maxAttempts,
+          });
+          if (claim.kind === 'claimed') {
+            if ((await this.lead(flight, names, claim, leaseValue, settings, sentAt)) === 'done') return;
+            waited = true;
+            continue;
           }
+          snapshot = claim.snapshot;
+        } else {
+          snapshot = await store.read(names);
         }
-
-        // Someone else leads. Subscribe first, then re-read, so no completion can slip between.
+        const decision: Decision = decide(snapshot, settings?.maxAttempts ?? this.deps.maxAttempts);
+        if (decision.kind === 'done') {
+          this.settle(
+            flight,
+            names,
+            snapshot.state,
+            waited ? 'elsewhere' : 'before',
+            expiry(sentAt, snapshot.statePttl),
+          );
+          return;
+        }
+        if (decision.kind === 'failed') {
+          flight.fail(
+            new OnceFailedError({
+              key: names.key,
+              attempts: decision.attempts,
+              lastErrorName: decision.last.name,
+              lastErrorMessage: decision.last.message,
+            }),
+          );
+          return;
+        }
+        lastReadAt = sentAt;
         waited = true;
         if (!watch) {
-          watch = await KeyWatch.open(this.deps.subscribers, names.done, this.deps.sharded);
+          // Someone else leads (or nobody, and this flight only waits). Subscribe first, then read again,
+          // so no completion can slip in between.
+          watch = await KeyWatch.open(
+            this.deps.subscriptions,
+            names.done,
+            this.deps.sharded,
+            flight,
+            this.deps.redisTimeoutMs,
+          );
           continue;
         }
-        // Wait for the lease deadline we read. If the lease looked free, yet we lost the race for it (or
-        // our begin was refused), the winner is about to begin: give it a moment rather than spin.
-        const until =
-          performance.now() + (leaseHeld ? snapshot.leasePttl : LOST_RACE_PAUSE_MS) + DEADLINE_SLACK_MS;
-        const wake = await watch.next(until, stop);
-        if (wake.kind === 'message' && !this.deps.store.isQuorum) {
-          // One master: its message is the state itself. A quorum re-reads, to count a majority.
-          const published = decodeMessage(wake.message);
-          if (published?.status === 'done')
-            // Published when the TTL started; delivery took a moment more, hence the margin.
-            return doneResult(
-              published,
-              'follower',
-              expiry(performance.now() - MESSAGE_DELAY_MARGIN_MS, published.doneTtlMs ?? -1),
-            );
+        const wake = await watch.next(this.wakeAt(decision, settings !== undefined));
+        if (wake.kind === 'stopped') return;
+        if (wake.kind === 'lost') {
+          throw new RedisUnavailableError(
+            `The subscription to "${names.key}"'s completions dropped and did not come back within ` +
+              `${this.deps.redisTimeoutMs} ms (redisTimeoutMs).`,
+            { key: names.key },
+          );
         }
-        debug('%s: woke on %s; re-reading', names.key, wake.kind);
+        if (wake.kind === 'message' && !store.isQuorum) {
+          // One master: its message is the state itself. A quorum reads again, to count a majority.
+          const message = decodeMessage(wake.text);
+          if (message?.state.status === 'done' && !message.valueOmitted) {
+            this.settle(
+              flight,
+              names,
+              message.state,
+              'elsewhere',
+              expiry(lastReadAt, message.state.doneTtlMs ?? -1),
+            );
+            return;
+          }
+        }
+        debug('%s: woke on %s; reading again', names.key, wake.kind);
       }
+    } catch (error) {
+      flight.fail(error);
     } finally {
-      watch?.close();
+      memo.drop(flight);
+      // After the callers are released: unsubscribing can wait for their continuations to run.
+      const opened = watch;
+      if (opened) setImmediate(() => opened.close());
     }
   }
 
   /**
-   * We hold the lease: begin an attempt, run fn under the renewing lease, record the outcome.
-   * Returns undefined when the state moved before we could begin (the caller decides again).
+   * A reset of `key` with the counter at `fence` was announced: an attempt of ours with a token up to it
+   * is void (a forced reset took its lease), so its fn hears of it now, not at its next renewal.
+   */
+  onReset(key: string, fence: number): void {
+    const attempt = this.leading.get(key);
+    if (attempt && attempt.token <= fence) {
+      attempt.lease.lose(
+        new LeaseLostError(`Lease lost: "${key}" was reset (with force) while its fn ran here.`, { key }),
+      );
+    }
+  }
+
+  /**
+   * Ends every attempt running here (close): fn's signal aborts, renewal stops, and each attempt is
+   * recorded as failed (releasing its lease) once its fn settles — or, if fn ignores the signal, its
+   * lease is left to expire. No other node starts while fn may still run. Resolves when each attempt
+   * has ended or its lease has expired.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    const attempts = [...this.leading.values()];
+    for (const attempt of attempts) {
+      attempt.lease.lose(
+        new LeaseLostError('Lease given up: this Once instance is closing; fn should stop now.', {}),
+      );
+    }
+    await Promise.all(
+      attempts.map((attempt) => {
+        const untilExpiry = Math.max(0, attempt.lease.expiresAt - performance.now());
+        return new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, untilExpiry);
+          attempt.ended.then(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }),
+    );
+  }
+
+  /** When a waiting flight reads again if no message comes first. */
+  private wakeAt(decision: Decision, canLead: boolean): number {
+    if (decision.kind === 'wait') return performance.now() + decision.leaseMs + DEADLINE_SLACK_MS;
+    // Nobody leads. A flight with an fn lost a race on a quorum (a claim half-way through its masters):
+    // try again after a short, random pause. A flight that only waits waits for a message.
+    return canLead ? performance.now() + 20 + Math.random() * 50 : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * We hold the key: run fn under the renewing lease and record its outcome. Resolves 'done' when the
+   * flight ended with the value, 'ended' when this attempt ended without it (the flight decides again).
    */
   private async lead(
+    flight: Flight,
     names: KeyNames,
-    snapshot: ReadReply,
-    lease: Lease,
-    fn: (ctx: OnceContext) => unknown,
-    options: KeyOptions,
-    onLeading: () => void,
-  ): Promise<FlightResult | undefined> {
-    const { state } = snapshot;
-    const attempt = state.attempts + 1;
-    // Tokens keep rising while Redis keeps its data; flooring at the server's clock keeps them rising
-    // even when a restart without persistence lost the counter.
-    const fencingToken = Math.max(snapshot.fence + 1, snapshot.serverMicros);
-    const began = await this.deps.store
-      .begin(names, {
-        leaseValue: lease.value,
-        expectedToken: state.token,
-        newToken: fencingToken,
-        attempt,
-        owner: this.deps.nodeId,
-      })
-      .catch(async (error: unknown) => {
-        await lease.release();
-        throw error;
-      });
-    if (!began.ok) {
-      debug('%s: begin refused (%s); deciding again', names.key, began.reason);
-      await lease.release();
-      return undefined;
+    claim: Extract<Claim, { kind: 'claimed' }>,
+    leaseValue: string,
+    settings: { leaseMs: number; doneTtlMs: number | undefined },
+    sentAt: number,
+  ): Promise<'done' | 'ended'> {
+    const { store } = this.deps;
+    const key = names.key;
+    const ref = { leaseValue, token: claim.token };
+    const lease = new Lease({
+      key,
+      leaseMs: settings.leaseMs,
+      sentAt,
+      renew: (withinMs) => store.renew(names, { ...ref, leaseMs: settings.leaseMs }, withinMs),
+    });
+    // fn never starts for a flight nobody waits on, in an instance that is closing, or on a lease that
+    // came back too late to be trusted: give the claim back (no attempt is spent).
+    const fn = flight.stopped || this.closing || !lease.isValid() ? undefined : flight.startRunning();
+    if (!fn) {
+      debug('%s: giving the claim back before fn started', key);
+      await store
+        .abandon(names, ref)
+        .catch((error: unknown) => debug('%s: abandon: %s', key, errorText(error)));
+      return 'ended';
     }
-    onLeading();
-    debug('%s: leading attempt %d with token %d', names.key, attempt, fencingToken);
+    lease.start();
+    debug('%s: leading attempt %d with token %d', key, claim.attempt, claim.token);
 
+    let endAttempt!: () => void;
+    const leading: Leading = {
+      token: claim.token,
+      lease,
+      ended: new Promise((resolve) => (endAttempt = resolve)),
+    };
+    this.leading.set(key, leading);
+    const frame = leadFrame();
+    flight.leadFrame = frame.name;
     const ctx: OnceContext = {
-      key: names.key,
-      fencingToken,
-      attempt,
+      key,
+      fencingToken: claim.token,
+      attempt: claim.attempt,
       nodeId: this.deps.nodeId,
       signal: lease.signal,
-      previous: previousAttempt(state),
+      previous: previousAttempt(claim.replaced),
     };
-    const outcome = await this.runUnderLease(names.key, fn, ctx, lease);
+    const settled = frame.run(fn as OnceFn, ctx).then(
+      (value) => ({ threw: false as const, value }),
+      (error: unknown) => ({ threw: true as const, error }),
+    );
+    const first = await Promise.race([settled, aborted(lease.signal)]);
 
-    if (outcome.kind === 'lost') {
-      await this.recordFailure(names, lease, fencingToken, outcome.error, 'lease-lost');
-      throw outcome.error;
-    }
-    let valueJson: string | undefined;
-    try {
-      if (outcome.kind === 'threw') throw outcome.error;
-      valueJson = encodeValue(outcome.value, names.key);
-    } catch (error) {
-      await this.recordFailure(names, lease, fencingToken, error, 'failed');
-      throw new AttemptFailure(error);
-    }
-    if (!lease.isValid()) {
-      // fn settled after the deadline (say, the process was paused) before our timers could abort it.
-      lease.abandon(`the lease of "${names.key}" expired before its value could be recorded`);
-      await this.recordFailure(names, lease, fencingToken, lease.signal.reason, 'lease-lost');
-      throw lease.signal.reason;
-    }
-
-    let completed: Awaited<ReturnType<Store['complete']>>;
-    const completeAt = performance.now(); // the done state's TTL starts after this
-    try {
-      completed = await this.deps.store.complete(names, {
-        leaseValue: lease.value,
-        token: fencingToken,
-        valueJson,
-        doneTtlMs: options.doneTtlMs,
-        publish: this.deps.store.publish,
+    const finish = () => {
+      if (this.leading.get(key) === leading) this.leading.delete(key);
+      endAttempt();
+    };
+    if (first === 'aborted') {
+      // The lease is lost, taken by a forced reset, or given up (close). The caller whose fn it is hears
+      // now; the attempt is recorded (releasing the lease) only once fn has settled, so nobody else
+      // starts while fn may still run here.
+      flight.endRun(this.closing ? new OnceClosedError(key) : lease.signal.reason);
+      void settled.then(async () => {
+        await this.record(names, ref, lease.signal.reason, this.closing ? 'failed' : 'lease-lost');
+        finish();
       });
-    } finally {
-      lease.stop();
+      return 'ended';
     }
-    if (!completed.ok) {
-      throw new LeaseLostError(
-        `Lease of "${names.key}" was lost before its value could be recorded (${completed.reason}); ` +
-          'another attempt may have taken over.',
-        { key: names.key },
-      );
-    }
-    return {
-      value: decodeValue(valueJson),
-      role: 'leader',
-      fencingToken,
-      attempt,
-      expiresAt: expiry(completeAt, options.doneTtlMs ?? -1),
-    };
-  }
 
-  /** Runs fn; settles as soon as fn settles or the lease is lost, whichever comes first. */
-  private runUnderLease(
-    key: string,
-    fn: (ctx: OnceContext) => unknown,
-    ctx: OnceContext,
-    lease: Lease,
-  ): Promise<
-    { kind: 'value'; value: unknown } | { kind: 'threw'; error: unknown } | { kind: 'lost'; error: unknown }
-  > {
-    const parent = this.deps.running.getStore();
-    const running = new Set(parent ?? []).add(key);
-    const result = this.deps.running.run(running, async () => fn(ctx));
-    return new Promise((resolve) => {
-      const onLost = () => {
-        // fn may ignore its signal; its eventual result no longer matters and must not go unhandled.
-        result.catch(() => {});
-        resolve({ kind: 'lost', error: lease.signal.reason });
-      };
-      if (lease.signal.aborted) return onLost();
-      lease.signal.addEventListener('abort', onLost, { once: true });
-      result.then(
-        (value) => {
-          lease.signal.removeEventListener('abort', onLost);
-          resolve({ kind: 'value', value });
-        },
-        (error: unknown) => {
-          lease.signal.removeEventListener('abort', onLost);
-          resolve({ kind: 'threw', error });
-        },
+    try {
+      let valueJson: string | undefined;
+      try {
+        if (first.threw) throw first.error;
+        valueJson = encodeValue(first.value, key);
+      } catch (error) {
+        lease.stop();
+        await this.record(names, ref, error, 'failed');
+        flight.endRun(error);
+        return 'ended';
+      }
+      if (!lease.isValid()) {
+        // fn settled after the deadline (the process was paused, say) before our timers could abort it.
+        const error = new LeaseLostError(
+          `Lease lost: the lease of "${key}" expired before its value could be recorded.`,
+          { key },
+        );
+        lease.lose(error);
+        await this.record(names, ref, error, 'lease-lost');
+        flight.endRun(error);
+        return 'ended';
+      }
+      const completeAt = performance.now(); // the done state's TTL starts after this
+      const reply = await this.completeWhileValid(names, ref, lease, valueJson, settings.doneTtlMs).finally(
+        () => lease.stop(),
       );
-    });
+      if (!reply.ok) {
+        flight.endRun(
+          new LeaseLostError(
+            `Lease lost: the value of "${key}" was not recorded (${reply.reason}); another attempt may have taken over.`,
+            { key },
+          ),
+        );
+        return 'ended';
+      }
+      const state: StoredState = {
+        status: 'done',
+        token: claim.token,
+        owner: this.deps.nodeId,
+        attempts: claim.attempt,
+        startedAt: claim.startedAt,
+        finishedAt: undefined,
+        valueJson,
+        error: undefined,
+        outcome: undefined,
+        doneTtlMs: settings.doneTtlMs,
+      };
+      this.settle(flight, names, state, 'here', expiry(completeAt, settings.doneTtlMs ?? -1));
+      return 'done';
+    } catch (error) {
+      lease.stop();
+      flight.endRun(error);
+      return 'ended';
+    } finally {
+      finish();
+    }
   }
 
   /**
-   * Records a failed attempt cluster-wide and releases the lease in the same script, so a waiter takes
-   * over at once. Best effort: if Redis is unreachable the lease simply expires.
+   * complete, tried again while the lease is ours when Redis does not answer: the script is idempotent
+   * (a retry finds its own done state), so a lost reply cannot leave the value unrecorded while we
+   * could still record it.
    */
-  private async recordFailure(
+  private async completeWhileValid(
     names: KeyNames,
+    ref: { leaseValue: string; token: number },
     lease: Lease,
-    token: number,
+    valueJson: string | undefined,
+    doneTtlMs: number | undefined,
+  ) {
+    for (;;) {
+      try {
+        return await this.deps.store.complete(names, { ...ref, valueJson, doneTtlMs });
+      } catch (error) {
+        if (!(error instanceof RedisUnavailableError) || !lease.isValid()) throw error;
+        debug('%s: complete not answered (%s); trying again', names.key, error.message);
+      }
+    }
+  }
+
+  /**
+   * Records an attempt that ended without the value, releasing the lease in the same script, so a
+   * waiter takes over at once. Best effort: if Redis is unreachable, the lease simply expires.
+   */
+  private async record(
+    names: KeyNames,
+    ref: { leaseValue: string; token: number },
     error: unknown,
     outcome: 'failed' | 'lease-lost',
   ): Promise<void> {
-    lease.stop();
     try {
-      const recorded = await this.deps.store.fail(names, {
-        leaseValue: lease.value,
-        token,
-        error: summarizeError(error),
-        outcome,
-        publish: this.deps.store.publish,
-      });
-      if (!recorded.ok) debug('%s: failure not recorded (%s)', names.key, recorded.reason);
+      const reply = await this.deps.store.fail(names, { ...ref, error: summarizeError(error), outcome });
+      if (!reply.ok) debug('%s: failure not recorded (%s)', names.key, reply.reason);
     } catch (recordError) {
-      debug('%s: could not record failure: %s', names.key, (recordError as Error).message);
-      if (!(recordError instanceof RedisUnavailableError)) throw recordError;
+      debug('%s: could not record the failure: %s', names.key, errorText(recordError));
     }
   }
-}
 
-function doneResult(state: StoredState, role: Role, expiresAt: number): FlightResult {
-  return {
-    value: decodeValue(state.valueJson),
-    role,
-    fencingToken: state.token,
-    attempt: state.attempts,
-    expiresAt,
-  };
+  private settle(
+    flight: Flight,
+    names: KeyNames,
+    state: StoredState,
+    by: 'here' | 'elsewhere' | 'before',
+    expiresAt: number,
+  ): void {
+    const done: DoneValue = {
+      value: decodeValue(state.valueJson),
+      fencingToken: state.token,
+      attempt: state.attempts,
+    };
+    this.deps.memo.remember(names.key, done, expiresAt, flight.observedAt);
+    flight.succeed(done, by);
+  }
 }
 
 /** `ttlMs` from `from` (a performance.now() instant); a negative TTL means none. */
@@ -370,29 +416,12 @@ function expiry(from: number, ttlMs: number): number {
   return ttlMs >= 0 ? from + ttlMs : Number.POSITIVE_INFINITY;
 }
 
-function previousAttempt(state: StoredState): PreviousAttempt | undefined {
-  if (state.status !== 'running' && state.status !== 'failed') return undefined;
-  return {
-    owner: state.owner,
-    fencingToken: state.token,
-    startedAt: state.startedAt,
-    // A state still `running` without a lease: its leader stopped renewing without a word.
-    outcome: state.status === 'running' ? 'crashed' : (state.outcome ?? 'failed'),
-  };
+/** Resolves 'aborted' when `signal` aborts (at once if it has). */
+function aborted(signal: AbortSignal): Promise<'aborted'> {
+  if (signal.aborted) return Promise.resolve('aborted');
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve('aborted'), { once: true }));
 }
 
-function failedError(key: string, state: StoredState): OnceFailedError {
-  const last =
-    state.status === 'failed' && state.error
-      ? state.error
-      : {
-          name: 'LeaseLostError',
-          message: `the leader ${state.owner ?? ''} stopped renewing its lease (crashed?)`,
-        };
-  return new OnceFailedError({
-    key,
-    attempts: state.attempts,
-    lastErrorName: last.name,
-    lastErrorMessage: last.message,
-  });
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

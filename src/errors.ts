@@ -164,9 +164,28 @@ export interface ErrorSummary {
   message: string;
 }
 
+/** The most of an error's message that is stored in Redis and carried to every caller. */
+export const MAX_ERROR_MESSAGE_BYTES = 4096;
+const MAX_ERROR_NAME_CHARS = 128;
+
+/** An error's `{ name, message }`, bounded in size (a huge message must not bloat every state). */
 export function summarizeError(error: unknown): ErrorSummary {
-  if (error instanceof Error) return { name: error.name, message: error.message };
-  return { name: 'NonError', message: safeString(error) };
+  const name = error instanceof Error ? safeString(error.name) : 'NonError';
+  const message = error instanceof Error ? safeString(error.message) : safeString(error);
+  return {
+    name: name.slice(0, MAX_ERROR_NAME_CHARS),
+    message: truncateBytes(message, MAX_ERROR_MESSAGE_BYTES),
+  };
+}
+
+function truncateBytes(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= maxBytes) return text;
+  const marker = ' … (truncated)';
+  let cut = text.slice(0, maxBytes);
+  while (Buffer.byteLength(cut, 'utf8') > maxBytes - Buffer.byteLength(marker)) cut = cut.slice(0, -64);
+  // Never split a surrogate pair.
+  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
+  return cut + marker;
 }
 
 function safeString(value: unknown): string {

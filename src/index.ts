@@ -1,4 +1,5 @@
-export type { OnceContext, PreviousAttempt, Role } from './coordinator.js';
+export type { OnceContext, PreviousAttempt, PreviousOutcome } from './context.js';
+export type { RedisClient, RedisSpec } from './drivers/index.js';
 export type { ErrorSummary, OnceErrorCode } from './errors.js';
 export {
   LeaseLostError,
@@ -14,8 +15,8 @@ export {
   OnceTimeoutError,
   RedisUnavailableError,
 } from './errors.js';
-export type { Once, OnceFn, OnceStatus, RunResult } from './once.js';
+export type { OnceFn, Role, RunResult } from './flight.js';
+export type { Once, OnceStatus } from './once.js';
 export { createOnce } from './once.js';
-export type { OnceOptions, RunOptions } from './options.js';
+export type { OnceOptions, RunOptions, WaitOptions } from './options.js';
 export { DEFAULTS } from './options.js';
-export type { RedisClient, RedisSpec } from './redis-node.js';

@@ -1,249 +1,167 @@
-import { ExecutionError, Lock, Redlock, ResourceLockedError } from '@sesamecare-oss/redlock';
-import createDebug from 'debug';
-import { LeaseLostError, RedisUnavailableError } from './errors.js';
-import type { RedisNode } from './redis-node.js';
-import { withTimeout } from './timeout.js';
-
-const debug = createDebug('redis-once:lease');
+import { LeaseLostError } from './errors.js';
 
 /**
- * The lease: who may run a key's fn right now. The only file that imports redlock.
+ * A leader's lease, as seen from its own process: timers only, no Redis. The store renews it; this
+ * decides when, and when the lease can no longer be trusted.
  *
- * We use redlock for acquire, extend and release only, one attempt each (`retryCount: 0`): followers
- * wait on pub/sub, not in a retry loop, and we own renewal and abort. Redlock's own notion of validity
- * uses the wall clock and starts before its retries (node-redlock #253), so we measure validity here
- * with a monotonic clock from the moment each request is sent:
+ * Validity is measured on the monotonic clock from the moment each claim or renewal was *sent* (the
+ * redlock rule, so the time spent in flight counts against us):
  *
- *   validUntil = sentAt + ttl − drift,   drift = 1% of ttl + 2 ms (as redlock computes it)
+ *   validUntil = sentAt + leaseMs − drift        drift = 1% of leaseMs + 2 ms
+ *   abortAt    = validUntil − guard              guard = a tenth of leaseMs (at least 5 ms)
  *
- * Renewal is tried at a third of the lease and again at two thirds; if neither is proven by
- * `validUntil − guard` (guard = a tenth of the lease), `signal` aborts with LeaseLostError — while the
- * lease is still ours in Redis, so fn hears of it before anyone else can take over.
+ * A renewal is sent at a third of the lease and waits at most half the time left before `abortAt`;
+ * if it is not proven by then, a second one is sent at once and may wait until `abortAt`: two chances.
+ * At `abortAt`, `signal` aborts with LeaseLostError: while the lease is still ours in Redis, so fn
+ * hears of it before anyone else can take over. A renewal answered after `abortAt` proves nothing.
+ * The timers are unref'd and never throw.
  */
-export interface Lease {
-  /** The random value redlock stored at the lease key; the scripts check it. */
-  readonly value: string;
-  /** Aborted (reason: LeaseLostError) when renewal is not proven in time, or the lease is taken. */
-  readonly signal: AbortSignal;
-  /** True while the lease is proven to be ours (before `validUntil − guard`, and not aborted). */
-  isValid(): boolean;
-  /** Stops renewing. Call once the lease is released by a script or given up. */
-  stop(): void;
-  /** Stops renewing and releases the lease, once, bounded in time; never throws. */
-  release(): Promise<void>;
-  /** Gives the lease up from our side: stops renewing and aborts `signal` with LeaseLostError. */
-  abandon(why: string): void;
+export interface LeaseTiming {
+  readonly leaseMs: number;
+  readonly driftMs: number;
+  readonly guardMs: number;
 }
 
-const DRIFT_FACTOR = 0.01;
+/** The smallest lease we accept: below it a renewal has no room for a round trip and a retry. */
+export const MIN_LEASE_MS = 100;
+/** No renewal is retried with less than this left before the deadline. */
+const MIN_RETRY_MS = 5;
+/** The pause before trying again after a renewal that failed fast. */
+const RETRY_PAUSE_MS = 100;
 
-export class Leases {
-  private readonly redlock: Redlock;
-
-  constructor(
-    private readonly nodes: readonly RedisNode[],
-    private readonly timeoutMs: number,
-  ) {
-    // Redlock's scripts SELECT a database; it must be the one our state lives in (a Cluster has only 0).
-    const first = nodes[0]?.client as { options?: { db?: number } } | undefined;
-    const db = nodes[0]?.isCluster ? 0 : (first?.options?.db ?? 0);
-    this.redlock = new Redlock(
-      nodes.map((node) => node.client),
-      { retryCount: 0, driftFactor: DRIFT_FACTOR, db },
-    );
-  }
-
-  /**
-   * One attempt to take the lease. Resolves undefined when someone else holds it; rejects with
-   * RedisUnavailableError when a majority did not answer within `redisTimeoutMs`.
-   */
-  async tryAcquire(resource: string, ttlMs: number, key: string): Promise<Lease | undefined> {
-    await Promise.all(this.nodes.map((node) => node.settled()));
-    const sentAt = performance.now();
-    try {
-      const lock = await this.bounded(this.redlock.acquire([resource], ttlMs), 'acquiring the lease', key);
-      return new RenewingLease(this, lock, ttlMs, sentAt, key);
-    } catch (error) {
-      if ((await this.classify(error, key)) === 'held') return undefined;
-      throw error instanceof RedisUnavailableError
-        ? error
-        : new RedisUnavailableError(`Could not reach a majority of Redis to acquire the lease of "${key}".`, {
-            key,
-            cause: error,
-          });
-    }
-  }
-
-  /**
-   * One extend attempt, bounded by `withinMs`; rejects with the reason it is not proven.
-   *
-   * Each attempt extends a fresh Lock for our resource and value. Redlock marks a Lock it extended as
-   * expired (`expiration = 0`) and refuses to extend it again, even when our bound gave up on that
-   * extend before its late success; and it judges expiry by the wall clock. Validity is ours to judge
-   * (monotonic, above), so the Lock handed to redlock only carries the resource and the value.
-   */
-  async extend(resource: string, value: string, ttlMs: number, withinMs: number, key: string): Promise<void> {
-    const lock = new Lock(this.redlock, [resource], value, [], Date.now() + ttlMs);
-    await withTimeout(
-      this.redlock.extend(lock, ttlMs),
-      Math.max(0, Math.min(this.timeoutMs, withinMs)),
-      () =>
-        new RedisUnavailableError(`Redis did not confirm renewing the lease of "${key}" in time.`, { key }),
-    );
-  }
-
-  async release(lock: Lock, key: string): Promise<void> {
-    await this.bounded(this.redlock.release(lock), 'releasing the lease', key);
-  }
-
-  /**
-   * Tells "someone else holds it" from "Redis did not answer". Redlock throws one ExecutionError for
-   * both (node-redlock #185); its per-client votes say which.
-   */
-  async classify(error: unknown, key: string): Promise<'held' | 'unreachable'> {
-    if (!(error instanceof ExecutionError) || error.attempts.length === 0) return 'unreachable';
-    try {
-      const stats = await this.bounded(
-        error.attempts[error.attempts.length - 1]!,
-        'counting lease votes',
-        key,
-      );
-      const refused = [...stats.votesAgainst.values()].some((e) => e instanceof ResourceLockedError);
-      return refused ? 'held' : 'unreachable';
-    } catch {
-      return 'unreachable';
-    }
-  }
-
-  private bounded<T>(promise: Promise<T>, what: string, key: string): Promise<T> {
-    return withTimeout(
-      promise,
-      this.timeoutMs,
-      () =>
-        new RedisUnavailableError(
-          `Redis did not answer ${what} within ${this.timeoutMs} ms (redisTimeoutMs).`,
-          { key },
-        ),
-    );
-  }
+export function leaseTiming(leaseMs: number): LeaseTiming {
+  return {
+    leaseMs,
+    driftMs: Math.round(leaseMs * 0.01) + 2,
+    guardMs: Math.max(Math.ceil(leaseMs / 10), 5),
+  };
 }
 
-class RenewingLease implements Lease {
-  readonly value: string;
+/** How a renewal went: proven, refused (the lease is someone else's now), or not answered in time. */
+export type RenewOutcome = 'renewed' | 'refused' | 'unanswered';
+
+export interface LeaseOptions {
+  key: string;
+  leaseMs: number;
+  /** performance.now() when the claim was sent. */
+  sentAt: number;
+  /** One renewal, bounded by `withinMs`; never rejects. */
+  renew: (withinMs: number) => Promise<RenewOutcome>;
+}
+
+export class Lease {
+  private readonly timing: LeaseTiming;
   private readonly controller = new AbortController();
-  private readonly resource: string;
   private validUntil: number;
-  private readonly guardMs: number;
   private renewTimer: NodeJS.Timeout | undefined;
   private abortTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private released: Promise<void> | undefined;
 
-  constructor(
-    private readonly leases: Leases,
-    private readonly lock: Lock,
-    private readonly ttlMs: number,
-    sentAt: number,
-    private readonly key: string,
-  ) {
-    this.value = lock.value;
-    this.resource = lock.resources[0]!;
-    this.guardMs = Math.max(Math.ceil(ttlMs / 10), 5);
-    this.validUntil = sentAt + ttlMs - drift(ttlMs);
-    this.scheduleAbort();
-    this.scheduleRenewal(sentAt + ttlMs / 3);
+  constructor(private readonly options: LeaseOptions) {
+    this.timing = leaseTiming(options.leaseMs);
+    this.validUntil = options.sentAt + options.leaseMs - this.timing.driftMs;
   }
 
+  /** Starts the renewal and abort timers. */
+  start(): void {
+    if (this.stopped || this.controller.signal.aborted) return;
+    this.armAbort();
+    this.armRenewal(this.options.sentAt + this.options.leaseMs / 3);
+  }
+
+  /** Aborted (reason: LeaseLostError) when the lease can no longer be trusted. */
   get signal(): AbortSignal {
     return this.controller.signal;
   }
 
-  isValid(): boolean {
-    return !this.controller.signal.aborted && performance.now() < this.abortAt();
+  /** The last instant (performance.now()) at which the lease is ours with room to spare. */
+  get abortAt(): number {
+    return this.validUntil - this.timing.guardMs;
   }
 
+  /** When the lease expires in Redis at the latest, as far as we know (performance.now()). */
+  get expiresAt(): number {
+    return this.validUntil + this.timing.driftMs;
+  }
+
+  /** True while the lease is proven ours (before `abortAt`, not lost, not given up). */
+  isValid(): boolean {
+    return !this.controller.signal.aborted && performance.now() < this.abortAt;
+  }
+
+  /** Stops renewing, for good (fn settled, the lease is being released, or the instance is closing). */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.renewTimer);
     clearTimeout(this.abortTimer);
   }
 
-  release(): Promise<void> {
+  /** The lease is not ours any more (or must not be trusted): stop, and abort `signal` with `reason`. */
+  lose(reason: unknown): void {
     this.stop();
-    this.released ??= this.leases.release(this.lock, this.key).catch((error: unknown) => {
-      // The lease expires by itself; a failed release only delays a takeover by its TTL.
-      debug('release of %s failed: %s', this.key, error instanceof Error ? error.message : error);
-    });
-    return this.released;
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
   }
 
-  abandon(why: string): void {
-    if (!this.controller.signal.aborted) this.lose(why);
-  }
-
-  /** The last instant at which the lease is still ours with room to spare. */
-  private abortAt(): number {
-    return this.validUntil - this.guardMs;
-  }
-
-  private scheduleAbort(): void {
+  private armAbort(): void {
     clearTimeout(this.abortTimer);
-    this.abortTimer = setTimeout(() => this.checkDeadline(), Math.max(0, this.abortAt() - performance.now()));
+    // Timers run on a millisecond clock and may fire a fraction early by performance.now(): look again.
+    this.abortTimer = setTimeout(
+      () => {
+        if (!this.checkDeadline()) this.armAbort();
+      },
+      Math.max(0, this.abortAt - performance.now()),
+    );
     this.abortTimer.unref();
   }
 
-  private scheduleRenewal(at: number): void {
+  private armRenewal(at: number): void {
     clearTimeout(this.renewTimer);
-    this.renewTimer = setTimeout(() => void this.renew(), Math.max(0, at - performance.now()));
+    this.renewTimer = setTimeout(() => void this.renewOnce(), Math.max(0, at - performance.now()));
     this.renewTimer.unref();
   }
 
-  /** Aborts when the deadline has passed: a timer that fires late (paused process) lands here first. */
+  /** Loses the lease once the deadline has passed; a timer that fires late (a paused process) lands here. */
   private checkDeadline(): boolean {
     if (this.stopped || this.controller.signal.aborted) return true;
-    if (performance.now() < this.abortAt()) return false;
+    if (performance.now() < this.abortAt) return false;
     this.lose(
-      `could not renew the lease of "${this.key}" in time (Redis unreachable or this process paused)`,
+      new LeaseLostError(
+        `Lease lost: could not renew the lease of "${this.options.key}" in time ` +
+          '(Redis unreachable or slow, or this process paused).',
+        { key: this.options.key },
+      ),
     );
     return true;
   }
 
-  private async renew(): Promise<void> {
+  private async renewOnce(): Promise<void> {
     if (this.checkDeadline()) return;
     const sentAt = performance.now();
-    try {
-      // An answer after our deadline proves nothing, so wait no longer than that.
-      await this.leases.extend(this.resource, this.value, this.ttlMs, this.abortAt() - sentAt, this.key);
-      // Proven only if the reply came before the deadline we were living on.
-      if (this.checkDeadline()) return;
-      this.validUntil = sentAt + this.ttlMs - drift(this.ttlMs);
-      this.scheduleAbort();
-      this.scheduleRenewal(sentAt + this.ttlMs / 3);
-      debug('renewed %s', this.key);
-    } catch (error) {
-      if (this.checkDeadline()) return;
-      if ((await this.leases.classify(error, this.key)) === 'held') {
-        this.lose(`the lease of "${this.key}" is held by someone else now (taken over, or reset with force)`);
-        return;
-      }
-      // Second chance: try again halfway to the deadline, before the abort.
-      const remaining = this.abortAt() - performance.now();
-      debug(
-        'renewal of %s not proven (%s); retrying',
-        this.key,
-        error instanceof Error ? error.message : error,
+    const left = this.abortAt - sentAt;
+    // Each try leaves room for another before the deadline: at least two chances.
+    const outcome = await this.options.renew(left < 4 * MIN_RETRY_MS ? left : left / 2);
+    // Proven only if answered before the deadline we were living on.
+    if (this.checkDeadline()) return;
+    if (outcome === 'renewed') {
+      this.validUntil = sentAt + this.options.leaseMs - this.timing.driftMs;
+      this.armAbort();
+      this.armRenewal(sentAt + this.options.leaseMs / 3);
+    } else if (outcome === 'refused') {
+      this.lose(
+        new LeaseLostError(
+          `Lease lost: the lease of "${this.options.key}" is not ours any more ` +
+            '(it expired and was taken over, or the key was reset with force).',
+          { key: this.options.key },
+        ),
       );
-      this.scheduleRenewal(performance.now() + Math.max(remaining / 2, 0));
+    } else {
+      // Not answered: try again while there is time — at once if this try waited out its bound, after a
+      // short pause if it failed fast (a connection being re-established).
+      const now = performance.now();
+      const remaining = this.abortAt - now;
+      if (remaining <= MIN_RETRY_MS) return;
+      if (now - sentAt >= left / 2 - 1) void this.renewOnce();
+      else this.armRenewal(now + Math.min(remaining / 4, RETRY_PAUSE_MS));
     }
   }
-
-  private lose(message: string): void {
-    this.stop();
-    debug('lease lost: %s', message);
-    this.controller.abort(new LeaseLostError(`Lease lost: ${message}.`, { key: this.key }));
-  }
-}
-
-function drift(ttlMs: number): number {
-  return Math.round(DRIFT_FACTOR * ttlMs) + 2;
 }

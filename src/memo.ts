@@ -1,148 +1,103 @@
+import type { Flight } from './flight.js';
+
 /**
- * One promise per key per process: the async `once` pattern, with the task memoized, not a boolean.
+ * One flight per key per process, and the values of done keys: the async `once` pattern, with the task
+ * memoized, not a boolean.
  *
- * - Concurrent callers of a key share one flight, so a process makes one coordination with Redis.
- * - A flight that succeeds is kept, until its done state would expire in Redis (`doneTtlMs`), a
- *   `reset` anywhere drops it, or it is among the oldest when more than `maxKeys` are kept. After that,
- *   calls are answered from memory with no Redis I/O.
- * - A flight that fails is never kept: the next call starts a new one.
- * - Settling a flight touches the map only if the entry is still that flight's (a reset may have
- *   dropped it, and a newer flight may stand there now).
+ * - Concurrent callers of a key share one Flight, so a process makes one coordination with Redis.
+ * - A flight that ends with the value is remembered until its done state would expire in Redis
+ *   (`doneTtlMs`), a `reset` anywhere forgets it, or it is among the oldest past `maxKeys`. Calls are
+ *   then answered from memory, with no Redis I/O.
+ * - A failure is never remembered: the next call starts a new flight.
+ * - A value is remembered only if the namespace's control channel (where resets are announced) was
+ *   listening for the whole flight, from its first request to its end: a reset we could have missed
+ *   must not leave a stale value in memory. `lose()` (the control connection dropped) forgets every
+ *   value at once; `regain()` (resubscribed, confirmed by Redis) lets flights be remembered again.
+ * - A flight that ends removes its map entry only if the entry is still its own.
  */
-export class Memo<R> {
-  private readonly flights = new Map<string, Flight<R>>();
-  private readonly done = new Map<string, { result: R; expiresAt: number }>();
+export class Memo<V> {
+  private readonly flights = new Map<string, Flight>();
+  private readonly done = new Map<string, { value: V; expiresAt: number }>();
+  /** Rises each time the control channel drops; a flight is remembered only within one epoch. */
+  private epoch = 0;
+  private listening = false;
 
   constructor(private readonly maxKeys: number) {}
 
-  /** The remembered result of a done key, or undefined. */
-  get(key: string): R | undefined {
+  /** The remembered value of a done key, or undefined. */
+  get(key: string): V | undefined {
     const entry = this.done.get(key);
-    if (!entry) return undefined;
+    if (entry === undefined) return undefined;
     if (entry.expiresAt !== Number.POSITIVE_INFINITY && performance.now() >= entry.expiresAt) {
       this.done.delete(key);
       return undefined;
     }
-    return entry.result;
+    return entry.value;
   }
 
-  /** The flight in progress for `key`, or a new one started with `start`. */
-  join(
-    key: string,
-    start: (stop: AbortSignal, flight: Flight<R>) => Promise<R>,
-    expiresAtOf: (result: R) => number,
-  ): Flight<R> {
-    const existing = this.flights.get(key);
-    if (existing) return existing;
-    const flight = new Flight<R>(start);
-    this.flights.set(key, flight);
-    // A follower flight that every caller left is winding down: later callers start a new one. A
-    // flight whose fn is running here stays joinable: its value is on its way.
-    flight.stopSignal.addEventListener('abort', () => {
-      if (!flight.leading && this.flights.get(key) === flight) this.flights.delete(key);
-    });
-    flight.promise.then(
-      (result) => {
-        if (this.flights.get(key) !== flight) return; // dropped by a reset, or stopped, while in flight
-        this.flights.delete(key);
-        this.remember(key, result, expiresAtOf(result));
-      },
-      () => {
-        if (this.flights.get(key) === flight) this.flights.delete(key);
-      },
-    );
-    return flight;
+  /** The flight in progress for `key`, if any. */
+  flight(key: string): Flight | undefined {
+    return this.flights.get(key);
   }
 
-  /** Forgets `key` (a reset happened): later calls go back to Redis. A flight in progress goes on. */
-  forget(key: string): void {
+  /** Starts tracking `flight` as the one for its key. */
+  add(flight: Flight): void {
+    this.flights.set(flight.key, flight);
+  }
+
+  /** Stops tracking `flight` (it ended, or every caller left it); a newer flight of the key stays. */
+  drop(flight: Flight): void {
+    if (this.flights.get(flight.key) === flight) this.flights.delete(flight.key);
+  }
+
+  /** Every flight in progress (for `close()`). */
+  inFlight(): Flight[] {
+    return [...this.flights.values()];
+  }
+
+  /**
+   * The epoch a flight observes from, taken just before its first request; -1 while the control channel
+   * is not listening (such a flight is never remembered).
+   */
+  observe(): number {
+    return this.listening ? this.epoch : -1;
+  }
+
+  /**
+   * Remembers `value` for `key` until `expiresAt` (a performance.now() instant, or Infinity), if the
+   * control channel listened all along since `observedAt` (the flight's `observe()`; -1 never).
+   */
+  remember(key: string, value: V, expiresAt: number, observedAt: number): void {
+    if (observedAt < 0 || observedAt !== this.epoch || !this.listening) return;
+    if (this.maxKeys === 0 || expiresAt <= performance.now()) return;
     this.done.delete(key);
-    this.flights.delete(key);
-  }
-
-  /** Forgets every done key (flights in progress go on). */
-  forgetDone(): void {
-    this.done.clear();
-  }
-
-  /** Forgets every key and stops every follower flight. */
-  clear(reason: unknown): void {
-    for (const flight of this.flights.values()) flight.stop(reason);
-    this.flights.clear();
-    this.done.clear();
-  }
-
-  get size(): number {
-    return this.done.size;
-  }
-
-  /** `expiresAt` is a performance.now() instant, or Infinity. */
-  private remember(key: string, result: R, expiresAt: number): void {
-    if (expiresAt <= performance.now() || this.maxKeys === 0) return;
-    this.done.delete(key);
-    this.done.set(key, { result, expiresAt });
-    // Map iterates in insertion order: the first keys are the oldest.
+    this.done.set(key, { value, expiresAt });
+    // A Map iterates in insertion order: the first keys are the oldest.
     for (const oldest of this.done.keys()) {
       if (this.done.size <= this.maxKeys) break;
       this.done.delete(oldest);
     }
   }
-}
 
-/**
- * One coordination of one key in this process, shared by every concurrent caller. When the last caller
- * stops waiting (its timeout or signal), the flight's `stop` signal aborts, so a follower flight ends
- * its wait too; a running fn is never stopped by it.
- */
-export class Flight<R> {
-  readonly promise: Promise<R>;
-  private readonly stopper = new AbortController();
-  private callers = 0;
-  private settled = false;
-  private leadingListeners: Array<() => void> = [];
-  private leadingNow = false;
-
-  constructor(start: (stop: AbortSignal, flight: Flight<R>) => Promise<R>) {
-    this.promise = start(this.stopper.signal, this);
-    const settle = () => {
-      this.settled = true;
-    };
-    this.promise.then(settle, settle);
+  /** A reset of `key` was announced: forget its value, and let its flight in progress remember none. */
+  forget(key: string): void {
+    this.done.delete(key);
+    this.flights.get(key)?.forgetObservation();
   }
 
-  /** Counts a caller in; returns the function that counts it out. */
-  attach(): () => void {
-    this.callers++;
-    let attached = true;
-    return () => {
-      if (!attached) return;
-      attached = false;
-      this.callers--;
-      if (this.callers === 0 && !this.settled) this.stop(new Error('every caller stopped waiting'));
-    };
+  /** The control channel dropped: resets may go unheard, so forget everything until `regain()`. */
+  lose(): void {
+    this.listening = false;
+    this.epoch++;
+    this.done.clear();
   }
 
-  /** Aborts when the flight is stopped (every caller left, or the instance closed). */
-  get stopSignal(): AbortSignal {
-    return this.stopper.signal;
+  /** The control channel listens (again), as Redis confirmed. */
+  regain(): void {
+    this.listening = true;
   }
 
-  stop(reason: unknown): void {
-    if (!this.stopper.signal.aborted) this.stopper.abort(reason);
-  }
-
-  /** True once this process leads the attempt (its fn is running). */
-  get leading(): boolean {
-    return this.leadingNow;
-  }
-
-  markLeading(): void {
-    this.leadingNow = true;
-    for (const listener of this.leadingListeners.splice(0)) listener();
-  }
-
-  onLeading(listener: () => void): void {
-    if (this.leadingNow) listener();
-    else this.leadingListeners.push(listener);
+  get size(): number {
+    return this.done.size;
   }
 }

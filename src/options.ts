@@ -1,21 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { clientFamily, describeUrl, type RedisSpec } from './drivers/index.js';
 import { OnceInputError } from './errors.js';
 import { MAX_KEY_BYTES } from './keys.js';
-import { isClient, maskUrl, type RedisSpec } from './redis-node.js';
+import { MIN_LEASE_MS } from './lease.js';
 
 /** Options of `createOnce`. Durations are positive integers of milliseconds. */
 export interface OnceOptions {
   /**
-   * The Redis to coordinate through: an ioredis `Redis` or `Cluster` you own (never closed by us), a
-   * `redis://` URL (we connect, and close on `close()`), or `{ cluster: [{ host, port }, …] }`.
-   * Give either `redis` or `quorum`.
+   * The Redis to coordinate through: a client you own (never closed by us) — an ioredis `Redis` or
+   * `Cluster` (v5 or v6, RESP2 or RESP3), a node-redis `createClient()` or `createCluster()` (v5 or
+   * later, passed connected) — or a `redis://`/`rediss://` URL, or `{ cluster: [{ host, port }, …] }`
+   * (we connect, and close on `close()`). Give either `redis` or `quorum`.
    * @example createOnce({ redis: new Redis(process.env.REDIS_URL) })
+   * @example createOnce({ redis: await createClient({ url: process.env.REDIS_URL }).connect() })
    */
   redis?: RedisSpec;
   /**
-   * Independent Redis masters (clients or URLs): the lease is a redlock quorum lock and the state is
-   * written to, and read from, a majority. Use an odd number (3 or 5).
+   * Independent Redis masters (clients or URLs): the lease follows the redlock algorithm and the state
+   * is written to, and read from, a majority. Use an odd number (3 or 5); each master once.
    */
   quorum?: Array<RedisSpec>;
   /**
@@ -25,7 +28,7 @@ export interface OnceOptions {
   namespace?: string;
   /**
    * Lease TTL. The leader renews it at about a third of this while fn runs; a crashed leader is taken
-   * over once it expires.
+   * over once it expires. At least 100 ms.
    * @default 30_000
    */
   leaseMs?: number;
@@ -125,6 +128,7 @@ const KNOWN_OPTIONS = new Set([
   'replicaAck',
 ]);
 const KNOWN_RUN_OPTIONS = new Set(['leaseMs', 'waitTimeoutMs', 'signal', 'doneTtlMs', 'maxAttempts']);
+const KNOWN_WAIT_OPTIONS = new Set(['waitTimeoutMs', 'signal']);
 /** Durations above this are refused: setTimeout cannot wait longer (it would fire at once). */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -147,10 +151,11 @@ export function resolveOptions(options: OnceOptions): ResolvedOptions {
   }
   const specs = hasQuorum ? [...(options.quorum as RedisSpec[])] : [options.redis as RedisSpec];
   for (const spec of specs) checkSpec(spec);
+  if (hasQuorum) checkDistinct(specs);
   return {
     specs,
     namespace: checkNamespace(options.namespace ?? DEFAULTS.namespace),
-    leaseMs: duration('leaseMs', options.leaseMs, DEFAULTS.leaseMs),
+    leaseMs: leaseDuration('leaseMs', options.leaseMs, DEFAULTS.leaseMs),
     waitTimeoutMs: duration('waitTimeoutMs', options.waitTimeoutMs, DEFAULTS.waitTimeoutMs),
     maxAttempts: count('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1),
     doneTtlMs: optionalDuration('doneTtlMs', options.doneTtlMs),
@@ -179,12 +184,38 @@ export function resolveRunOptions(options: RunOptions | undefined, base: Resolve
     throw new OnceInputError('run: `signal` must be an AbortSignal.');
   }
   return {
-    leaseMs: duration('leaseMs', options.leaseMs, base.leaseMs),
+    leaseMs: leaseDuration('leaseMs', options.leaseMs, base.leaseMs),
     waitTimeoutMs: duration('waitTimeoutMs', options.waitTimeoutMs, base.waitTimeoutMs),
     signal: options.signal,
     doneTtlMs:
       options.doneTtlMs === undefined ? base.doneTtlMs : optionalDuration('doneTtlMs', options.doneTtlMs),
     maxAttempts: count('maxAttempts', options.maxAttempts, base.maxAttempts, 1),
+  };
+}
+
+/** Options of `wait`. */
+export interface WaitOptions {
+  /** This caller's own wait bound. */
+  waitTimeoutMs?: number;
+  /** Ends only this caller's wait (rejects with an AbortError). */
+  signal?: AbortSignal;
+}
+
+export function resolveWaitOptions(
+  options: WaitOptions | undefined,
+  base: ResolvedOptions,
+): { waitTimeoutMs: number; signal: AbortSignal | undefined } {
+  if (options === undefined) return { waitTimeoutMs: base.waitTimeoutMs, signal: undefined };
+  if (typeof options !== 'object' || options === null) {
+    throw new OnceInputError('wait: options must be an object such as { waitTimeoutMs: 60_000 }.');
+  }
+  rejectUnknown(options, KNOWN_WAIT_OPTIONS, 'wait');
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new OnceInputError('wait: `signal` must be an AbortSignal.');
+  }
+  return {
+    waitTimeoutMs: duration('waitTimeoutMs', options.waitTimeoutMs, base.waitTimeoutMs),
+    signal: options.signal,
   };
 }
 
@@ -212,17 +243,35 @@ export function checkFn(fn: unknown): void {
 function checkSpec(spec: unknown): void {
   if (typeof spec === 'string') {
     if (/^rediss?:\/\/./.test(spec)) return;
-    throw new OnceInputError(`redis: "${maskUrl(spec)}" is not a redis:// or rediss:// URL.`);
+    throw new OnceInputError(`redis: "${describeUrl(spec)}" is not a redis:// or rediss:// URL.`);
   }
-  if (isClient(spec)) return;
+  if (clientFamily(spec) !== undefined) return;
   const cluster = (spec as { cluster?: unknown } | null)?.cluster;
   if (typeof spec === 'object' && Array.isArray(cluster)) {
     if (cluster.length > 0) return;
     throw new OnceInputError('redis: { cluster } needs at least one { host, port } node.');
   }
   throw new OnceInputError(
-    `redis must be an ioredis client, a redis:// URL or { cluster: [{ host, port }] }, got ${describe(spec)}.`,
+    'redis must be an ioredis or node-redis client, a redis:// URL or { cluster: [{ host, port }] }, ' +
+      `got ${describe(spec)}.`,
   );
+}
+
+/**
+ * A quorum counts each master once: the same client, or two URLs of one server (whatever the database
+ * or the user), would fake a majority.
+ */
+function checkDistinct(specs: RedisSpec[]): void {
+  const seen = new Set<unknown>();
+  for (const spec of specs) {
+    const identity = typeof spec === 'string' ? describeUrl(spec).replace(/\/.*$/, '') : spec;
+    if (seen.has(identity)) {
+      throw new OnceInputError(
+        `quorum: ${typeof spec === 'string' ? `"${identity}"` : 'a client'} is given twice; each master counts once.`,
+      );
+    }
+    seen.add(identity);
+  }
 }
 
 function checkReplicaAck(value: unknown, redisTimeoutMs: number): ResolvedOptions['replicaAck'] {
@@ -269,6 +318,16 @@ function duration(name: string, value: unknown, fallback: number): number {
     );
   }
   return value;
+}
+
+function leaseDuration(name: string, value: unknown, fallback: number): number {
+  const ms = duration(name, value, fallback);
+  if (ms < MIN_LEASE_MS) {
+    throw new OnceInputError(
+      `${name} must be at least ${MIN_LEASE_MS} ms (renewal needs room for a round trip and a retry), got ${ms}.`,
+    );
+  }
+  return ms;
 }
 
 function optionalDuration(name: string, value: unknown): number | undefined {

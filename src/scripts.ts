@@ -1,22 +1,24 @@
 import { createHash } from 'node:crypto';
 import { OnceForeignValueError } from './errors.js';
 import type { KeyNames } from './keys.js';
-import beginLua from './lua/begin-3.lua';
+import abandonLua from './lua/abandon-2.lua';
+import claimLua from './lua/claim-3.lua';
 import completeLua from './lua/complete-2.lua';
 import failLua from './lua/fail-2.lua';
 import ownKeysLua from './lua/includes/own-keys.lua';
 import readLua from './lua/read-3.lua';
+import renewLua from './lua/renew-1.lua';
 import repairLua from './lua/repair-2.lua';
 import resetLua from './lua/reset-3.lua';
-import type { RedisNode } from './redis-node.js';
-import { decodeState, type StoredState } from './state.js';
+import { decodeState, type Snapshot, type StoredState } from './state.js';
 
 /**
- * Typed wrappers over `src/lua/*.lua`: one function per script, and the only place that decodes
- * script replies. Every reply code a script documents in its header is turned into a value here.
+ * Typed calls of `src/lua/*.lua`: one function per script, and the only place that decodes their
+ * replies (through one table of reply codes). Every script opens with a header listing its KEYS, ARGV
+ * and replies; a test holds each header to the wrapper here.
  *
- * Scripts are called by SHA (EVALSHA) and loaded on NOSCRIPT. A SHA names the exact source, so two
- * versions of redis-once sharing one Redis during a rolling deploy never run each other's scripts.
+ * Scripts are called by SHA (EVALSHA, loaded on NOSCRIPT by the driver). A SHA names the exact source,
+ * so two versions of redis-once sharing one Redis during a rolling deploy never run each other's.
  */
 export class LuaScript {
   readonly source: string;
@@ -27,123 +29,191 @@ export class LuaScript {
     body: string,
     readonly numberOfKeys: number,
   ) {
-    // Scripts that read our keys share the functions that refuse foreign values (includes/own-keys.lua).
-    this.source = /\b(own\w+|serverMs)\(/.test(body) ? `${ownKeysLua}\n${body}` : body;
+    this.source = expandIncludes(body);
     this.sha = createHash('sha1').update(this.source).digest('hex');
-  }
-
-  async run(node: RedisNode, key: string, keys: string[], args: (string | number)[]): Promise<unknown> {
-    return node.call(this.name, key, async (client) => {
-      try {
-        return await client.evalsha(this.sha, this.numberOfKeys, ...keys, ...args);
-      } catch (error) {
-        if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-        return client.eval(this.source, this.numberOfKeys, ...keys, ...args);
-      }
-    });
   }
 }
 
+/** What runs a script: a driver for one master (or one Cluster). */
+export interface ScriptRunner {
+  /** EVALSHA, with the script loaded on NOSCRIPT; bounded in time; rejects with our error classes. */
+  evalScript(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown>;
+}
+
+const INCLUDES: Record<string, string> = { 'own-keys': ownKeysLua };
+
+/** `-- @include <name>` lines are replaced by the include's source; any other name is a bug. */
+function expandIncludes(body: string): string {
+  return body.replace(/^-- @include (\S+)$/gm, (_, name: string) => {
+    const source = INCLUDES[name];
+    if (source === undefined) throw new Error(`redis-once: unknown Lua include "${name}"`);
+    return source;
+  });
+}
+
 export const scripts = {
+  claim: new LuaScript('claim', claimLua, 3),
   read: new LuaScript('read', readLua, 3),
-  begin: new LuaScript('begin', beginLua, 3),
+  renew: new LuaScript('renew', renewLua, 1),
   complete: new LuaScript('complete', completeLua, 2),
   fail: new LuaScript('fail', failLua, 2),
+  abandon: new LuaScript('abandon', abandonLua, 2),
   reset: new LuaScript('reset', resetLua, 3),
   repair: new LuaScript('repair', repairLua, 2),
 } as const;
 
-/** The publish commands the scripts take: sharded pub/sub keeps a Cluster's messages on one shard. */
-export type PublishCommand = 'PUBLISH' | 'SPUBLISH';
+/**
+ * The reply codes every script shares (the first element of its reply). Negative codes are refusals;
+ * -10 is a foreign value at one of our keys, turned into OnceForeignValueError by `decode` below.
+ */
+const CODES = {
+  1: 'claimed',
+  0: 'ok',
+  [-1]: 'not-holder',
+  [-3]: 'not-running',
+  [-4]: 'stale',
+  [-5]: 'busy',
+  [-10]: 'foreign',
+} as const;
+type Code = (typeof CODES)[keyof typeof CODES];
 
-export interface ReadReply {
-  state: StoredState;
-  /** The state hash as stored (flat HGETALL), to copy it to a lagging quorum master. */
-  fields: string[];
-  /** ms the lease has left, or -2 when nobody holds it. */
-  leasePttl: number;
-  /** The last fencing token issued. */
-  fence: number;
-  /** The server's clock in microseconds. */
-  serverMicros: number;
-  /** ms the state has left; -1 when it does not expire. */
-  statePttl: number;
+/** Which of our keys a script's `which` (in a -10 reply) names: 1 state, 2 lease, 3 fence. */
+function foreignKey(names: KeyNames, which: number): string {
+  return which === 2 ? names.lease : which === 3 ? names.fence : names.state;
 }
 
-export async function readState(node: RedisNode, names: KeyNames): Promise<ReadReply> {
-  const reply = (await scripts.read.run(
-    node,
-    names.key,
-    [names.state, names.lease, names.fence],
-    [],
-  )) as unknown[];
-  throwIfForeign(reply, names, [names.state, names.lease, names.fence]);
-  const [, fields, leasePttl, fence, seconds, micros, statePttl] = reply;
+function decode(script: LuaScript, names: KeyNames, reply: unknown): { code: Code; rest: unknown[] } {
+  if (!Array.isArray(reply)) throw unexpected(script, reply);
+  const code = CODES[Number(reply[0]) as keyof typeof CODES];
+  if (code === undefined) throw unexpected(script, reply);
+  if (code === 'foreign') {
+    throw new OnceForeignValueError({
+      key: names.key,
+      redisKey: foreignKey(names, Number(reply[1])),
+      detail: String(reply[2]),
+    });
+  }
+  return { code, rest: reply.slice(1) };
+}
+
+function unexpected(script: LuaScript, reply: unknown): Error {
+  return new Error(`redis-once: unexpected reply from the ${script.name} script: ${JSON.stringify(reply)}`);
+}
+
+function snapshotOf(rest: unknown[]): Snapshot {
+  const [fields, leasePttl, statePttl, fence] = rest;
   return {
     state: decodeState(fields),
-    fields: Array.isArray(fields) ? fields.map(String) : [],
     leasePttl: Number(leasePttl),
-    fence: Number(fence),
-    serverMicros: Number(seconds) * 1_000_000 + Number(micros),
     statePttl: Number(statePttl),
+    fence: Number(fence),
   };
 }
 
-export type BeginReply =
-  | { ok: true; startedAt: number }
-  | { ok: false; reason: 'not-holder' | 'done' | 'changed' }
-  | { ok: false; reason: 'stale'; fence: number };
+export type ClaimReply =
+  | {
+      kind: 'claimed';
+      token: number;
+      attempt: number;
+      startedAt: number;
+      /** The state the claim replaced, and the counter before it: the key as it was. */
+      replaced: StoredState;
+      replacedFence: number;
+    }
+  | { kind: 'refused'; snapshot: Snapshot }
+  | { kind: 'stale'; fence: number };
 
-export async function begin(
-  node: RedisNode,
-  names: KeyNames,
-  args: { leaseValue: string; expectedToken: number; newToken: number; attempt: number; owner: string },
-): Promise<BeginReply> {
-  const reply = (await scripts.begin.run(
-    node,
-    names.key,
+export interface ClaimArgs {
+  leaseValue: string;
+  leaseMs: number;
+  owner: string;
+  maxAttempts: number;
+  /** The token a quorum proposes; undefined on one master (the script issues it). */
+  token: number | undefined;
+}
+
+export async function claim(runner: ScriptRunner, names: KeyNames, args: ClaimArgs): Promise<ClaimReply> {
+  const reply = await runner.evalScript(
+    scripts.claim,
     [names.state, names.lease, names.fence],
     [
       args.leaseValue,
-      args.expectedToken === 0 ? '' : String(args.expectedToken),
-      String(args.newToken),
-      String(args.attempt),
+      String(args.leaseMs),
       args.owner,
+      String(args.maxAttempts),
+      args.token === undefined ? '' : String(args.token),
     ],
-  )) as unknown[];
-  throwIfForeign(reply, names, [names.state, names.lease, names.fence]);
-  switch (Number(reply[0])) {
-    case 0:
-      return { ok: true, startedAt: Number(reply[1]) };
-    case -1:
-      return { ok: false, reason: 'not-holder' };
-    case -2:
-      return { ok: false, reason: 'done' };
-    case -3:
-      return { ok: false, reason: 'changed' };
-    case -4:
-      return { ok: false, reason: 'stale', fence: Number(reply[1]) };
+  );
+  const { code, rest } = decode(scripts.claim, names, reply);
+  switch (code) {
+    case 'claimed':
+      return {
+        kind: 'claimed',
+        token: Number(rest[0]),
+        attempt: Number(rest[1]),
+        startedAt: Number(rest[2]),
+        replaced: decodeState(rest[3]),
+        replacedFence: Number(rest[4]),
+      };
+    case 'ok':
+      return { kind: 'refused', snapshot: snapshotOf(rest) };
+    case 'stale':
+      return { kind: 'stale', fence: Number(rest[0]) };
     default:
-      throw unexpected('begin', reply);
+      throw unexpected(scripts.claim, reply);
   }
 }
 
-export type FinishReply = { ok: true } | { ok: false; reason: 'not-holder' | 'changed' };
+export async function read(runner: ScriptRunner, names: KeyNames): Promise<Snapshot> {
+  const reply = await runner.evalScript(scripts.read, [names.state, names.lease, names.fence], []);
+  const { code, rest } = decode(scripts.read, names, reply);
+  if (code !== 'ok') throw unexpected(scripts.read, reply);
+  return snapshotOf(rest);
+}
+
+/** True when renewed; false when the lease is no longer ours. */
+export async function renew(
+  runner: ScriptRunner,
+  names: KeyNames,
+  args: { leaseValue: string; leaseMs: number },
+): Promise<boolean> {
+  const reply = await runner.evalScript(
+    scripts.renew,
+    [names.lease],
+    [args.leaseValue, String(args.leaseMs)],
+  );
+  const { code } = decode(scripts.renew, names, reply);
+  if (code === 'ok') return true;
+  if (code === 'not-holder') return false;
+  throw unexpected(scripts.renew, reply);
+}
+
+/** The outcome of a script that ends (or gives back) our attempt. */
+export type FinishReply = { ok: true } | { ok: false; reason: 'not-holder' | 'not-running' };
+
+function finishReply(script: LuaScript, names: KeyNames, reply: unknown): FinishReply {
+  const { code } = decode(script, names, reply);
+  if (code === 'ok') return { ok: true };
+  if (code === 'not-holder' || code === 'not-running') return { ok: false, reason: code };
+  throw unexpected(script, reply);
+}
+
+export interface CompleteArgs {
+  leaseValue: string;
+  token: number;
+  /** The JSON text of the value; undefined when fn returned undefined. */
+  valueJson: string | undefined;
+  doneTtlMs: number | undefined;
+  sharded: boolean;
+}
 
 export async function complete(
-  node: RedisNode,
+  runner: ScriptRunner,
   names: KeyNames,
-  args: {
-    leaseValue: string;
-    token: number;
-    valueJson: string | undefined;
-    doneTtlMs: number | undefined;
-    publish: PublishCommand;
-  },
+  args: CompleteArgs,
 ): Promise<FinishReply> {
-  const reply = (await scripts.complete.run(
-    node,
-    names.key,
+  const reply = await runner.evalScript(
+    scripts.complete,
     [names.state, names.lease],
     [
       args.leaseValue,
@@ -152,99 +222,99 @@ export async function complete(
       args.valueJson === undefined ? '0' : '1',
       String(args.doneTtlMs ?? 0),
       names.done,
-      args.publish,
+      args.sharded ? '1' : '0',
     ],
-  )) as unknown[];
-  throwIfForeign(reply, names, [names.state, names.lease]);
-  return finishReply('complete', reply);
+  );
+  return finishReply(scripts.complete, names, reply);
 }
 
-export async function fail(
-  node: RedisNode,
-  names: KeyNames,
-  args: {
-    leaseValue: string;
-    token: number;
-    error: { name: string; message: string };
-    outcome: 'failed' | 'lease-lost';
-    publish: PublishCommand;
-  },
-): Promise<FinishReply> {
-  const reply = (await scripts.fail.run(
-    node,
-    names.key,
+export interface FailArgs {
+  leaseValue: string;
+  token: number;
+  error: { name: string; message: string };
+  outcome: 'failed' | 'lease-lost';
+  sharded: boolean;
+}
+
+export async function fail(runner: ScriptRunner, names: KeyNames, args: FailArgs): Promise<FinishReply> {
+  const reply = await runner.evalScript(
+    scripts.fail,
     [names.state, names.lease],
-    [args.leaseValue, String(args.token), JSON.stringify(args.error), args.outcome, names.done, args.publish],
-  )) as unknown[];
-  throwIfForeign(reply, names, [names.state, names.lease]);
-  return finishReply('fail', reply);
+    [
+      args.leaseValue,
+      String(args.token),
+      JSON.stringify(args.error),
+      args.outcome,
+      names.done,
+      args.sharded ? '1' : '0',
+    ],
+  );
+  return finishReply(scripts.fail, names, reply);
+}
+
+export interface AbandonArgs {
+  leaseValue: string;
+  token: number;
+  sharded: boolean;
+}
+
+export async function abandon(
+  runner: ScriptRunner,
+  names: KeyNames,
+  args: AbandonArgs,
+): Promise<FinishReply> {
+  const reply = await runner.evalScript(
+    scripts.abandon,
+    [names.state, names.lease],
+    [args.leaseValue, String(args.token), names.done, args.sharded ? '1' : '0'],
+  );
+  return finishReply(scripts.abandon, names, reply);
 }
 
 export type ResetReply =
-  | { ok: true; existed: boolean }
-  | { ok: false; reason: 'busy'; owner: string | undefined };
+  | { ok: true; existed: boolean; fence: number }
+  | { ok: false; owner: string | undefined };
 
 export async function reset(
-  node: RedisNode,
+  runner: ScriptRunner,
   names: KeyNames,
-  args: { force: boolean; publish: PublishCommand; controlChannel: string },
+  args: { force: boolean; sharded: boolean; controlChannel: string },
 ): Promise<ResetReply> {
-  const reply = (await scripts.reset.run(
-    node,
-    names.key,
+  const reply = await runner.evalScript(
+    scripts.reset,
     [names.state, names.lease, names.fence],
-    [args.force ? '1' : '0', names.done, args.publish, args.controlChannel, names.key],
-  )) as unknown[];
-  throwIfForeign(reply, names, [names.state, names.lease, names.fence]);
-  switch (Number(reply[0])) {
-    case 0:
-      return { ok: true, existed: Number(reply[1]) === 1 };
-    case -5:
-      return { ok: false, reason: 'busy', owner: reply[1] ? String(reply[1]) : undefined };
-    default:
-      throw unexpected('reset', reply);
-  }
+    [args.force ? '1' : '0', names.done, args.sharded ? '1' : '0', args.controlChannel, names.key],
+  );
+  const { code, rest } = decode(scripts.reset, names, reply);
+  if (code === 'ok') return { ok: true, existed: Number(rest[0]) === 1, fence: Number(rest[1]) };
+  if (code === 'busy') return { ok: false, owner: rest[0] ? String(rest[0]) : undefined };
+  throw unexpected(scripts.reset, reply);
 }
 
 /** Copies a done state to a master behind it (a quorum's read-repair); true when copied. */
-export async function repairDone(
-  node: RedisNode,
+export async function repair(
+  runner: ScriptRunner,
   names: KeyNames,
-  args: { token: number; ttlMs: number; fields: string[] },
+  done: { state: StoredState; statePttl: number },
 ): Promise<boolean> {
-  const reply = (await scripts.repair.run(
-    node,
-    names.key,
+  const { state, statePttl } = done;
+  const reply = await runner.evalScript(
+    scripts.repair,
     [names.state, names.fence],
-    [String(args.token), String(args.ttlMs > 0 ? args.ttlMs : -1), ...args.fields],
-  )) as unknown[];
-  throwIfForeign(reply, names, [names.state, names.fence]);
-  return Number(reply[0]) === 0;
-}
-
-function finishReply(script: string, reply: unknown[]): FinishReply {
-  switch (Number(reply[0])) {
-    case 0:
-      return { ok: true };
-    case -1:
-      return { ok: false, reason: 'not-holder' };
-    case -3:
-      return { ok: false, reason: 'changed' };
-    default:
-      throw unexpected(script, reply);
-  }
-}
-
-/** Code -10 (see includes/own-keys.lua): KEYS[which] holds a value we did not write. */
-function throwIfForeign(reply: unknown[], names: KeyNames, keys: string[]): void {
-  if (Number(reply[0]) !== -10) return;
-  throw new OnceForeignValueError({
-    key: names.key,
-    redisKey: keys[Number(reply[1]) - 1] ?? names.state,
-    detail: String(reply[2]),
-  });
-}
-
-function unexpected(script: string, reply: unknown): Error {
-  return new Error(`redis-once: unexpected reply from the ${script} script: ${JSON.stringify(reply)}`);
+    [
+      String(state.token),
+      String(statePttl > 0 ? statePttl : -1),
+      state.owner ?? '',
+      String(state.attempts),
+      String(state.startedAt ?? ''),
+      String(state.finishedAt ?? ''),
+      state.valueJson === undefined ? '0' : '1',
+      state.valueJson ?? '',
+      state.doneTtlMs === undefined ? '' : String(state.doneTtlMs),
+    ],
+  );
+  const { code } = decode(scripts.repair, names, reply);
+  if (code === 'ok') return true;
+  if (code === 'not-running') return false;
+  throw unexpected(scripts.repair, reply);
 }

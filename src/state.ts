@@ -1,9 +1,22 @@
 import type { ErrorSummary } from './errors.js';
 
-/** What a takeover tells fn about the attempt before it (`ctx.previous`). */
+/**
+ * The vocabulary of a key's state in Redis, decoded. Nothing here decides anything: `decide.ts` reads
+ * these snapshots, the scripts write them.
+ */
+
+/** How the attempt before a takeover ended (`ctx.previous.outcome`). */
 export type PreviousOutcome = 'crashed' | 'failed' | 'lease-lost';
 
-/** A key's state hash, decoded. `idle` means there is no state (never run, reset, or expired). */
+/** What a takeover tells fn about the attempt before it, so fn can repair what it left half-done. */
+export interface PreviousAttempt {
+  readonly owner: string | undefined;
+  readonly fencingToken: number;
+  readonly startedAt: number | undefined;
+  readonly outcome: PreviousOutcome;
+}
+
+/** A key's state hash. `idle` means there is no state: never run, reset, or expired. */
 export interface StoredState {
   status: 'idle' | 'running' | 'done' | 'failed';
   /** Fencing token of the latest attempt; 0 when idle. */
@@ -11,6 +24,7 @@ export interface StoredState {
   owner: string | undefined;
   /** Attempts begun cluster-wide since the last reset. */
   attempts: number;
+  /** Epoch milliseconds, Redis clock. */
   startedAt: number | undefined;
   finishedAt: number | undefined;
   /** The JSON text of the value; undefined when fn returned undefined, or not done. */
@@ -19,6 +33,17 @@ export interface StoredState {
   outcome: PreviousOutcome | undefined;
   /** The done state's expiry, when the leader set one (`doneTtlMs`). */
   doneTtlMs: number | undefined;
+}
+
+/** One consistent look at a key: its state, its lease and its counter, read in one script. */
+export interface Snapshot {
+  state: StoredState;
+  /** ms the lease has left; -2 when nobody holds it. */
+  leasePttl: number;
+  /** ms a done state has left; -1 when it does not expire (or is not done). */
+  statePttl: number;
+  /** The last fencing token issued for the key (kept across resets). */
+  fence: number;
 }
 
 export const IDLE: StoredState = Object.freeze({
@@ -35,13 +60,21 @@ export const IDLE: StoredState = Object.freeze({
 });
 
 /**
- * Decodes a state hash from HGETALL's flat `[field, value, …]` list: the reply of the read script and
- * the payload every state-changing script publishes. Lua's cjson encodes an empty table as `{}`.
+ * Decodes a state hash from HGETALL's flat `[field, value, …]` list: the reply of the read and claim
+ * scripts, and the payload every state-changing script publishes.
  */
 export function decodeState(flat: unknown): StoredState {
-  if (!Array.isArray(flat) || flat.length === 0) return IDLE;
+  return stateOf(fieldsOf(flat));
+}
+
+function fieldsOf(flat: unknown): Map<string, string> {
   const fields = new Map<string, string>();
+  if (!Array.isArray(flat)) return fields;
   for (let i = 0; i + 1 < flat.length; i += 2) fields.set(String(flat[i]), String(flat[i + 1]));
+  return fields;
+}
+
+function stateOf(fields: Map<string, string>): StoredState {
   const status = fields.get('status');
   if (status !== 'running' && status !== 'done' && status !== 'failed') return IDLE;
   return {
@@ -58,11 +91,24 @@ export function decodeState(flat: unknown): StoredState {
   };
 }
 
-/** Decodes a message from a completion channel; undefined when it is not ours. */
-export function decodeMessage(message: string): StoredState | undefined {
+/**
+ * A message on a key's completion channel: the new state, flat, as JSON. A large value is left out of
+ * the message (`valueOmitted`: read it from the state), so that no subscriber's output buffer limit is
+ * ever reached by our messages.
+ */
+export interface StateMessage {
+  state: StoredState;
+  valueOmitted: boolean;
+}
+
+/** Decodes a completion-channel message; undefined when it is not ours. */
+export function decodeMessage(message: string): StateMessage | undefined {
   try {
+    // Lua's cjson encodes an empty table as `{}`: the state of a reset key.
     const parsed: unknown = message === '{}' ? [] : JSON.parse(message);
-    return Array.isArray(parsed) ? decodeState(parsed) : undefined;
+    if (!Array.isArray(parsed)) return undefined;
+    const fields = fieldsOf(parsed);
+    return { state: stateOf(fields), valueOmitted: fields.has('valueOmitted') };
   } catch {
     return undefined;
   }

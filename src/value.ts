@@ -20,8 +20,22 @@ export function encodeValue(value: unknown, key: string): string | undefined {
       { key },
     );
   }
-  return JSON.stringify(value);
+  const json = JSON.stringify(value);
+  if (json.length > MAX_VALUE_BYTES / 3 && Buffer.byteLength(json, 'utf8') > MAX_VALUE_BYTES) {
+    throw new OnceSerializationError(
+      `fn for "${key}" returned a value of ${Buffer.byteLength(json, 'utf8')} bytes as JSON; at most ` +
+        `${MAX_VALUE_BYTES} are stored. Store large data elsewhere and return a reference to it.`,
+      { key },
+    );
+  }
+  return json;
 }
+
+/**
+ * The largest value (as JSON) a key can hold. Every follower gets it whatever its size up to this:
+ * values over 16 KiB are not pushed through pub/sub (whose output buffers are limited) but read.
+ */
+export const MAX_VALUE_BYTES = 32 * 1024 * 1024;
 
 /** The value stored as JSON text; undefined when fn returned undefined. */
 export function decodeValue<T>(json: string | undefined): T {

@@ -14,8 +14,6 @@ export async function createPeer(id: PeerId, options: PeerOptions): Promise<Peer
       return (await import('./redlock.js')).createRedlockPeer(options);
     case 'redlock-tuned':
       return (await import('./redlock.js')).createTunedRedlockPeer(options);
-    case 'sesame-redlock':
-      return (await import('./redlock.js')).createSesameRedlockPeer(options);
     case 'semaphore':
       return (await import('./semaphore.js')).createSemaphorePeer(options);
   }

@@ -16,14 +16,7 @@ export interface PeerOptions {
   namespace: string;
 }
 
-export const PEER_IDS = [
-  'redis-once',
-  'ideal',
-  'redlock',
-  'redlock-tuned',
-  'sesame-redlock',
-  'semaphore',
-] as const;
+export const PEER_IDS = ['redis-once', 'ideal', 'redlock', 'redlock-tuned', 'semaphore'] as const;
 export type PeerId = (typeof PEER_IDS)[number];
 
 export interface PeerInfo {
@@ -55,11 +48,6 @@ export const PEERS: Record<PeerId, PeerInfo> = {
     label: 'redlock (10 ms retry)',
     pkg: 'redlock',
     how: 'as redlock, with retryDelay 10 ms, retryJitter 5 ms (retryCount default 10)',
-  },
-  'sesame-redlock': {
-    label: '@sesamecare-oss/redlock',
-    pkg: '@sesamecare-oss/redlock',
-    how: 'as redlock (defaults), with the maintained fork redis-once itself uses for its lease',
   },
   semaphore: {
     label: 'redis-semaphore Mutex',

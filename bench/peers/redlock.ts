@@ -1,8 +1,3 @@
-import {
-  ExecutionError as SesameExecutionError,
-  Redlock as SesameRedlock,
-  type Settings as SesameSettings,
-} from '@sesamecare-oss/redlock';
 import type { Redis } from 'ioredis';
 import Redlock, { ExecutionError, type Settings } from 'redlock';
 import { connect, disconnect } from './connect.js';
@@ -30,16 +25,6 @@ export function createTunedRedlockPeer(options: PeerOptions): Promise<Peer> {
     options,
     (client) => new Redlock([client], settings) as unknown as RedlockLike,
     (error) => error instanceof ExecutionError,
-  );
-}
-
-/** @sesamecare-oss/redlock (the maintained fork redis-once uses for its lease) with its defaults. */
-export function createSesameRedlockPeer(options: PeerOptions): Promise<Peer> {
-  const settings: SesameSettings = {};
-  return doubleChecked(
-    options,
-    (client) => new SesameRedlock([client], settings) as unknown as RedlockLike,
-    (error) => error instanceof SesameExecutionError,
   );
 }
 

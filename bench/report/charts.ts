@@ -36,7 +36,6 @@ const COLORS: Record<PeerId, string> = {
   ideal: '#1f77b4',
   redlock: '#ff7f0e',
   'redlock-tuned': '#bcbd22',
-  'sesame-redlock': '#9467bd',
   semaphore: '#2ca02c',
 };
 

@@ -1,26 +1,30 @@
 --[[
   complete: the leader records its value, releases its lease and tells every waiter, in one step, so a
-  stale leader (lease expired, or a newer token issued) can change nothing.
+  stale leader (its lease expired or taken, or a newer token issued) can change nothing. Idempotent: a
+  complete retried after a lost reply finds its own done state and succeeds again.
 
   KEYS[1] state key (hash)
-  KEYS[2] lease key (string with TTL)
+  KEYS[2] lease key (string with a TTL)
 
-  ARGV[1] lease value: the random value our redlock lease holds
-  ARGV[2] token: the fencing token our attempt began with
+  ARGV[1] lease value: the one the claim stored
+  ARGV[2] token: the fencing token of our attempt
   ARGV[3] value: the JSON text of fn's value ('' with ARGV[4] = '0' when fn returned undefined)
   ARGV[4] '1' when ARGV[3] holds a value, '0' when there is none
   ARGV[5] done TTL in ms: the state expires this long after completion; '0' keeps it until reset
-  ARGV[6] completion channel
-  ARGV[7] publish command: 'PUBLISH', or 'SPUBLISH' on a Cluster (sharded pub/sub)
+  ARGV[6] completion channel (same hash tag as the keys)
+  ARGV[7] '1' to publish with SPUBLISH (a Cluster's sharded pub/sub), '0' for PUBLISH
 
-  Publishes on ARGV[6] the JSON array of the new state's HGETALL.
+  Publishes on ARGV[6] the new state, flat, as JSON; a value over 16 KiB is left out of the message
+  (and `valueOmitted` put in), so no subscriber's output buffer limit is reached: waiters read it.
 
   Returns
-    {0, finishedAtMs}  done
+    {0, finishedAtMs}  done (now, or by this same attempt before)
     {-1}               the lease is not ours
-    {-3}               our token is no longer the current attempt's
-    {-10, which, detail}  a foreign value is stored at KEYS[which]; see includes/own-keys.lua
+    {-3}               our token is not the running attempt's
+    {-10, which, detail}  a foreign value at KEYS[which]; see own-keys
 ]]
+-- @include own-keys
+local INLINE_VALUE_LIMIT = 16384
 local stateKey = KEYS[1]
 local leaseKey = KEYS[2]
 local leaseValue = ARGV[1]
@@ -29,22 +33,36 @@ local value = ARGV[3]
 local hasValue = ARGV[4] == '1'
 local doneTtlMs = tonumber(ARGV[5])
 local channel = ARGV[6]
-local publish = ARGV[7]
+local sharded = ARGV[7] == '1'
 
-local lease, refused = ownAttempt(stateKey, leaseKey, leaseValue, token, false)
-if not lease then return refused end
+local attempt, refused = ownAttempt(stateKey, leaseKey, leaseValue, token, false)
+if not attempt then
+  if refused[1] ~= -10 then
+    local done = redis.pcall('HMGET', stateKey, 'status', 'token', 'finishedAt')
+    if not done.err and done[1] == 'done' and done[2] == token then return {0, done[3]} end
+  end
+  return refused
+end
 
 local finishedAt = serverMs()
--- One HSET; begin started this hash afresh, so no error or outcome of an older attempt is left in it.
-local update = {'status', 'done', 'finishedAt', finishedAt}
-if hasValue then table.insert(update, 'value'); table.insert(update, value) end
+local fields = {'status', 'done', 'token', token, 'owner', attempt.owner or '', 'attempts', attempt.attempts,
+  'startedAt', attempt.startedAt, 'finishedAt', finishedAt}
 if doneTtlMs > 0 then
-  -- Kept in the hash too, so a follower woken by the message knows how long to remember the value.
-  table.insert(update, 'doneTtlMs'); table.insert(update, ARGV[5])
+  -- Kept in the state too, so a follower woken by the message knows how long to remember the value.
+  fields[#fields + 1] = 'doneTtlMs'; fields[#fields + 1] = ARGV[5]
 end
-redis.call('HSET', stateKey, unpack(update))
+local message = {unpack(fields)}
+if hasValue then
+  fields[#fields + 1] = 'value'; fields[#fields + 1] = value
+  if #value <= INLINE_VALUE_LIMIT then
+    message[#message + 1] = 'value'; message[#message + 1] = value
+  else
+    message[#message + 1] = 'valueOmitted'; message[#message + 1] = '1'
+  end
+end
+redis.call('DEL', stateKey)
+redis.call('HSET', stateKey, unpack(fields))
 if doneTtlMs > 0 then redis.call('PEXPIRE', stateKey, doneTtlMs) end
 redis.call('DEL', leaseKey)
-
-redis.call(publish, channel, cjson.encode(redis.call('HGETALL', stateKey)))
+publishState(channel, sharded, message)
 return {0, finishedAt}

@@ -1,43 +1,52 @@
 --[[
-  reset: forget a key's state so the next run starts over. Refuses while a leader holds the lease,
-  unless forced. The fence counter is kept, so tokens keep rising across resets.
+  reset: forget a key's state, so the next run starts over at attempt 1. Refused while a leader holds
+  the lease, unless forced (the leader then loses it). The counter is kept, so tokens keep rising.
 
   KEYS[1] state key (hash)
-  KEYS[2] lease key (string with TTL)
-  KEYS[3] fence key (counter; only checked for a foreign value)
+  KEYS[2] lease key (string with a TTL)
+  KEYS[3] fence key (counter)
 
-  ARGV[1] '1' to reset even while a leader holds the lease (it will lose it), else '0'
-  ARGV[2] completion channel: waiters re-read the state
-  ARGV[3] publish command for ARGV[2]: 'PUBLISH', or 'SPUBLISH' on a Cluster
-  ARGV[4] control channel of the namespace: every process drops its memo of the key
-  ARGV[5] the once-key, published on ARGV[4]
+  ARGV[1] '1' to reset even while a leader holds the lease, else '0'
+  ARGV[2] completion channel (same hash tag as the keys): waiters decide again
+  ARGV[3] '1' to publish ARGV[2] with SPUBLISH (a Cluster's sharded pub/sub), '0' for PUBLISH
+  ARGV[4] control channel of the namespace: every process forgets the key, and a leader of an attempt
+          with a token up to the counter stops (a forced reset)
+  ARGV[5] the once-key, named in the control message
 
-  Publishes '[]' (the empty state) on ARGV[2] and the once-key on ARGV[4].
+  Publishes {} (the idle state) on ARGV[2], and ["reset", once-key, counter] on ARGV[4].
 
   Returns
-    {0, existed}        reset; existed is 1 when there was a state to forget
-    {-5, owner}         refused: a leader holds the lease (owner from the state, '' if unknown)
-    {-10, which, detail}  a foreign value is stored at KEYS[which]; nothing was deleted
+    {0, existed, fence}  reset; existed is 1 when there was a state to forget
+    {-5, owner}          refused: a leader holds the lease (owner from the state, '' if unknown)
+    {-10, which, detail} a foreign value at KEYS[which]; nothing was deleted
 ]]
+-- @include own-keys
 local stateKey = KEYS[1]
 local leaseKey = KEYS[2]
 local fenceKey = KEYS[3]
 local force = ARGV[1] == '1'
 local doneChannel = ARGV[2]
-local publish = ARGV[3]
+local sharded = ARGV[3] == '1'
 local controlChannel = ARGV[4]
 local onceKey = ARGV[5]
 
-local own, refused = ownKeys(stateKey, leaseKey, fenceKey)
-if not own then return refused end
+local state, refused = ownState(stateKey)
+if not state then return refused end
+local lease
+lease, refused = ownLease(leaseKey)
+if not lease then return refused end
+local fence
+fence, refused = ownFence(fenceKey)
+if not fence then return refused end
 
-if own.lease.holder then
-  if not force then return {-5, own.state.owner or ''} end
+if lease.holder then
+  if not force then return {-5, state.owner or ''} end
   redis.call('DEL', leaseKey)
 end
 local existed = 0
-if own.state.status then existed = redis.call('DEL', stateKey) end
+if state.status then existed = redis.call('DEL', stateKey) end
 
-redis.call(publish, doneChannel, '[]')
-redis.call('PUBLISH', controlChannel, onceKey)
-return {0, existed}
+publishState(doneChannel, sharded, {})
+-- The control channel is namespace-wide, not in the key's slot: plain PUBLISH reaches every node.
+redis.call('PUBLISH', controlChannel, cjson.encode({'reset', onceKey, fence}))
+return {0, existed, fence}

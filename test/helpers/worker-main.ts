@@ -5,13 +5,16 @@
  * fn's body stands in for real work: it takes `fnMs`, or until its lease is lost when `untilAborted`.
  */
 import { createOnce, type OnceContext } from '../../src/index.js';
+import { connect } from './clients.js';
 import type { WorkerConfig, WorkerEvent } from './worker.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig;
 const send = (event: WorkerEvent) => process.send?.(event);
 
+const client = await connect(config.client ?? 'url', config.url);
 const once = createOnce({
-  redis: config.url,
+  redis: client.spec,
+  doneTtlMs: config.doneTtlMs,
   namespace: config.namespace,
   leaseMs: config.leaseMs,
   maxAttempts: config.maxAttempts,
@@ -59,6 +62,7 @@ process.on('message', async (message: { type: string }) => {
   );
   await Promise.all(calls);
   await once.close();
+  await client.close();
   send({ type: 'finished', nodeId: config.nodeId });
   process.disconnect?.();
 });

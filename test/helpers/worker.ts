@@ -2,6 +2,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { PreviousAttempt, RunResult } from '../../src/index.js';
+import type { ClientKind } from './clients.js';
 
 export interface WorkerConfig {
   url: string;
@@ -19,6 +20,9 @@ export interface WorkerConfig {
   leaseMs?: number;
   maxAttempts?: number;
   redisTimeoutMs?: number;
+  doneTtlMs?: number;
+  /** The client the worker passes (test/helpers/clients.ts); a URL by default. */
+  client?: ClientKind;
 }
 
 export type WorkerEvent =

@@ -6,15 +6,26 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { keyNames } from '../../src/keys.js';
-import type { RedisNode } from '../../src/redis-node.js';
-import { begin, complete, fail, readState, reset, scripts } from '../../src/scripts.js';
+import {
+  abandon,
+  claim,
+  complete,
+  fail,
+  read,
+  renew,
+  repair,
+  reset,
+  type ScriptRunner,
+  scripts,
+} from '../../src/scripts.js';
+import { IDLE } from '../../src/state.js';
 
 const LUA_DIR = fileURLToPath(new URL('../../src/lua/', import.meta.url));
 
 interface Script {
   file: string;
   name: string;
-  /** The KEYS count in the file name: `begin-3.lua` → 3. */
+  /** The KEYS count in the file name: `claim-3.lua` → 3. */
   keysInName: number;
   header: string;
   body: string;
@@ -134,7 +145,7 @@ const all = loadScripts();
 const includes = loadIncludes();
 
 it('finds every script, and a wrapper in `scripts` for each', () => {
-  expect(all.map((script) => script.name)).toEqual(expect.arrayContaining(['begin', 'complete', 'fail']));
+  expect(all.map((script) => script.name)).toEqual(expect.arrayContaining(['claim', 'complete', 'fail']));
   expect(all.map((script) => script.name).sort()).toEqual(Object.keys(scripts).sort());
 });
 
@@ -172,13 +183,18 @@ describe.each(all)('$file', (script) => {
     expect(documentedCodes(returnsSection(script.header))).toEqual(returned);
   });
 
-  it('is loaded by its LuaScript as it is on disk, with every include whose functions it calls', () => {
+  it('is loaded by its LuaScript as it is on disk, its @include lines replaced by the includes it calls', () => {
     const lua = scripts[script.name as keyof typeof scripts];
     const source = readFileSync(`${LUA_DIR}${script.file}`, 'utf8');
-    expect(lua.source.endsWith(source)).toBe(true);
-    const used = includesOf(script);
-    for (const include of used) expect(lua.source, include.file).toContain(include.source);
-    if (used.length === 0) expect(lua.source).toBe(source);
+    const directives = [...source.matchAll(/^-- @include (\S+)$/gm)].map((m) => m[1]!);
+    const called = includesOf(script).map((include) => include.file.replace(/\.lua$/, ''));
+    // An include is named exactly when its functions are called: no hidden dependency, no dead one.
+    expect(directives.sort()).toEqual(called.sort());
+    let expected = source;
+    for (const include of includes) {
+      expected = expected.replace(`-- @include ${include.file.replace(/\.lua$/, '')}`, () => include.source);
+    }
+    expect(lua.source).toBe(expected);
   });
 });
 
@@ -188,55 +204,61 @@ describe('the TS wrappers pass each script the KEYS and ARGV its header document
   });
 
   const names = keyNames('ns', 'key');
-  const node = {} as RedisNode; // never reached: LuaScript.run is stubbed
-  const calls: Array<[() => Promise<unknown>, keyof typeof scripts, unknown[]]> = [
-    [() => readState(node, names), 'read', [0, [], -2, '0', '1700000000', '0', -2]],
+  const lease = { leaseValue: 'l', token: 1 };
+  const calls: Array<[(runner: ScriptRunner) => Promise<unknown>, keyof typeof scripts, unknown[]]> = [
     [
-      () => begin(node, names, { leaseValue: 'l', expectedToken: 0, newToken: 1, attempt: 1, owner: 'o' }),
-      'begin',
-      [0, '1700000000000'],
+      (r) =>
+        claim(r, names, { leaseValue: 'l', leaseMs: 1000, owner: 'o', maxAttempts: 3, token: undefined }),
+      'claim',
+      [1, '7', '1', '1700000000000', [], '0'],
     ],
+    [(r) => read(r, names), 'read', [0, [], -2, -1, '0']],
+    [(r) => renew(r, names, { leaseValue: 'l', leaseMs: 1000 }), 'renew', [0]],
     [
-      () =>
-        complete(node, names, {
-          leaseValue: 'l',
-          token: 1,
-          valueJson: '1',
-          doneTtlMs: 10,
-          publish: 'PUBLISH',
-        }),
+      (r) => complete(r, names, { ...lease, valueJson: '1', doneTtlMs: 10, sharded: false }),
       'complete',
-      [0, '1700000000000'],
+      [0, '1'],
     ],
     [
-      () =>
-        fail(node, names, {
-          leaseValue: 'l',
-          token: 1,
+      (r) =>
+        fail(r, names, {
+          ...lease,
           error: { name: 'Error', message: 'm' },
           outcome: 'failed',
-          publish: 'PUBLISH',
+          sharded: true,
         }),
       'fail',
       [0],
     ],
+    [(r) => abandon(r, names, { ...lease, sharded: false }), 'abandon', [0]],
     [
-      () => reset(node, names, { force: false, publish: 'PUBLISH', controlChannel: 'ns:control' }),
+      (r) => reset(r, names, { force: false, sharded: false, controlChannel: 'ns:control' }),
       'reset',
-      [0, 1],
+      [0, 1, '7'],
+    ],
+    [
+      (r) =>
+        repair(r, names, {
+          state: { ...IDLE, status: 'done', token: 7, attempts: 1, valueJson: '1' },
+          statePttl: -1,
+        }),
+      'repair',
+      [0],
     ],
   ];
 
   for (const [call, name, reply] of calls) {
     it(`${name}`, async () => {
       const script = all.find((s) => s.name === name)!;
-      const run = vi.spyOn(scripts[name], 'run').mockResolvedValue(reply);
-      await call();
-      expect(run).toHaveBeenCalledTimes(1);
-      const [, key, keys, args] = run.mock.calls[0]!;
-      expect(key).toBe('key');
+      const evalScript = vi.fn(async (..._args: Parameters<ScriptRunner['evalScript']>) => reply);
+      await call({ evalScript });
+      expect(evalScript).toHaveBeenCalledTimes(1);
+      const [lua, keys, args] = evalScript.mock.calls[0]!;
+      expect(lua).toBe(scripts[name]);
       expect(keys).toHaveLength(documented(script.header, 'KEYS').length);
       expect(args).toHaveLength(documented(script.header, 'ARGV').length);
+      // Every ARGV is a string: nothing is left to a client's own conversion.
+      for (const arg of args) expect(typeof arg).toBe('string');
       // KEYS are always this key's own names, so they share its hash tag.
       for (const redisKey of keys) expect(redisKey).toMatch(/^ns:\{key\}:/);
     });

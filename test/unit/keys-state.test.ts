@@ -179,15 +179,29 @@ describe('decodeState', () => {
 describe('decodeMessage', () => {
   it('decodes a published state: the JSON array of HGETALL', () => {
     const message = JSON.stringify(['status', 'done', 'token', '7', 'attempts', '1', 'value', '"v"']);
-    const state = decodeMessage(message);
-    expect(state?.status).toBe('done');
-    expect(state?.token).toBe(7);
-    expect(state?.valueJson).toBe('"v"');
+    const decoded = decodeMessage(message);
+    expect(decoded?.state.status).toBe('done');
+    expect(decoded?.state.token).toBe(7);
+    expect(decoded?.state.valueJson).toBe('"v"');
+    expect(decoded?.valueOmitted).toBe(false);
+  });
+
+  it('says when a large value was left out of the message, to be read from the state', () => {
+    const message = JSON.stringify(['status', 'done', 'token', '7', 'valueOmitted', '1']);
+    expect(decodeMessage(message)).toMatchObject({
+      state: { status: 'done', valueJson: undefined },
+      valueOmitted: true,
+    });
+  });
+
+  it('is not fooled by a field value that reads valueOmitted', () => {
+    const message = JSON.stringify(['status', 'done', 'owner', 'valueOmitted', 'value', '1']);
+    expect(decodeMessage(message)?.valueOmitted).toBe(false);
   });
 
   it("reads a reset's '[]' and Lua cjson's empty table '{}' as idle", () => {
-    expect(decodeMessage('[]')).toEqual(IDLE);
-    expect(decodeMessage('{}')).toEqual(IDLE);
+    expect(decodeMessage('[]')?.state).toEqual(IDLE);
+    expect(decodeMessage('{}')?.state).toEqual(IDLE);
   });
 
   for (const garbage of ['', 'not json', '[', '{"status":', 'done']) {
@@ -198,7 +212,7 @@ describe('decodeMessage', () => {
 
   it('never reads JSON that is not a state as done', () => {
     for (const message of ['null', '42', '"done"', '{"status":"done"}', '["status","bogus"]']) {
-      expect(decodeMessage(message)?.status ?? 'idle').toBe('idle');
+      expect(decodeMessage(message)?.state.status ?? 'idle').toBe('idle');
     }
   });
 });

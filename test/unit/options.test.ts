@@ -146,7 +146,21 @@ describe('durations given to createOnce', () => {
   }
 
   it('accepts positive integer durations up to 2^31 - 1', () => {
-    open({ leaseMs: 1, waitTimeoutMs: 2 ** 31 - 1, doneTtlMs: 60_000, redisTimeoutMs: 250 });
+    open({ leaseMs: 100, waitTimeoutMs: 2 ** 31 - 1, doneTtlMs: 60_000, redisTimeoutMs: 250 });
+  });
+
+  it('refuses a lease too short to renew (under 100 ms), naming the bound', async () => {
+    expect(() => open({ leaseMs: 99 })).toThrow(/leaseMs must be at least 100 ms/);
+    await expectInputError(() => open().run('k', fn, { leaseMs: 50 }), /leaseMs must be at least 100 ms/);
+  });
+
+  it('refuses a quorum that names one master twice (it would fake a majority)', () => {
+    expect(() =>
+      createOnce({ quorum: ['redis://127.0.0.1:1', 'redis://127.0.0.1:2', 'redis://127.0.0.1:1'] }),
+    ).toThrow(OnceInputError);
+    expect(() => createOnce({ quorum: ['redis://127.0.0.1:1', 'redis://127.0.0.1:1/0'] })).toThrow(
+      /given twice/,
+    );
   });
 });
 

@@ -1,19 +1,23 @@
 --[[
-  Included at the top of scripts that read our keys: each function reads one key with one command and
-  refuses a value redis-once did not write there (a foreign value). TYPE is asked only on that path.
-  A refusal is returned as {-10, which, detail}: which is 1 (state), 2 (lease) or 3 (fence).
+  own-keys: included by every script (`-- @include own-keys`). Each function reads one of our keys with
+  one command and refuses a value redis-once did not write there (a foreign value); TYPE is asked only
+  on that path. A refusal is returned as {-10, which, detail}: which is 1 (state), 2 (lease), 3 (fence).
 
-  ownState(stateKey)   → {fields (flat HGETALL), status, token, owner} | nil, refusal
-      state: a hash whose `status` is running, done or failed
-  ownLease(leaseKey)   → {holder (false when free), pttl (-2 when free)} | nil, refusal
-      lease: a string with a TTL (a lease without one would block the key forever)
-  ownFence(fenceKey)   → fence ('0' when none) | nil, refusal
-      fence: a string holding a non-negative integer
-  ownFields(stateKey, field…) → the fields' values (HMGET) | nil, refusal
-  ownKeys(stateKey, leaseKey, fenceKey) → {state, lease, fence} as above | nil, refusal
-  ownAttempt(stateKey, leaseKey, leaseValue, token, leaseMayBeFree) → lease | nil, refusal
-      the running attempt is `token`'s and its lease holds `leaseValue` (or, when leaseMayBeFree, has
-      expired): else {-1} (someone else holds the lease) or {-3} (token is not the running attempt's)
+  ownState(stateKey)  → {fields (flat HGETALL), status, token, attempts, owner} | nil, refusal
+      the state: a hash whose `status` is running, done or failed (absent: idle)
+  ownLease(leaseKey)  → {holder (false when free), pttl (-2 when free)} | nil, refusal
+      the lease: a string with a TTL (a lease without one would block the key forever)
+  leasePttl(leaseKey) → ms the lease has left (-2 when free) | nil, refusal: PTTL alone, for readers;
+      a key of another type with a TTL is waited out like a lease, never overwritten
+  ownFence(fenceKey)  → the counter ('0' when none) | nil, refusal
+      the fence: a string holding a non-negative integer
+  ownAttempt(stateKey, leaseKey, leaseValue, token, leaseMayBeFree)
+      → {holder, status, token, owner, attempts, startedAt} | nil, refusal
+      checks that `token` is the running attempt and that its lease holds `leaseValue` (or, when
+      leaseMayBeFree, has expired): else {-1} (someone else holds the lease) or {-3} (not the running
+      attempt: reset, taken over, or already finished)
+  withoutFields(flat, drop) → flat with the fields named in the set `drop` left out
+  publishState(channel, sharded, flat) → publishes cjson(flat) with SPUBLISH (sharded) or PUBLISH
   serverMs() → the server clock (TIME) in epoch milliseconds, as a string
 ]]
 local function refuse(which, key, detail)
@@ -23,17 +27,18 @@ end
 local function ownState(stateKey)
   local fields = redis.pcall('HGETALL', stateKey)
   if fields.err then return refuse(1, stateKey) end
-  local status, token, owner
+  local s = {fields = fields}
   for i = 1, #fields, 2 do
     local name = fields[i]
-    if name == 'status' then status = fields[i + 1]
-    elseif name == 'token' then token = fields[i + 1]
-    elseif name == 'owner' then owner = fields[i + 1] end
+    if name == 'status' then s.status = fields[i + 1]
+    elseif name == 'token' then s.token = fields[i + 1]
+    elseif name == 'attempts' then s.attempts = fields[i + 1]
+    elseif name == 'owner' then s.owner = fields[i + 1] end
   end
-  if #fields > 0 and status ~= 'running' and status ~= 'done' and status ~= 'failed' then
+  if #fields > 0 and s.status ~= 'running' and s.status ~= 'done' and s.status ~= 'failed' then
     return refuse(1, stateKey, 'a hash without a redis-once status')
   end
-  return {fields = fields, status = status, token = token, owner = owner}
+  return s
 end
 
 local function ownLease(leaseKey)
@@ -45,6 +50,14 @@ local function ownLease(leaseKey)
   return {holder = holder, pttl = pttl}
 end
 
+local function leasePttl(leaseKey)
+  local pttl = redis.call('PTTL', leaseKey)
+  if pttl == -1 then
+    return refuse(2, leaseKey, 'a ' .. redis.call('TYPE', leaseKey)['ok'] .. ' without an expiry')
+  end
+  return pttl
+end
+
 local function ownFence(fenceKey)
   local fence = redis.pcall('GET', fenceKey)
   if type(fence) == 'table' then return refuse(3, fenceKey) end
@@ -53,32 +66,32 @@ local function ownFence(fenceKey)
   return fence
 end
 
-local function ownFields(stateKey, ...)
-  local values = redis.pcall('HMGET', stateKey, ...)
-  if values.err then return refuse(1, stateKey) end
-  return values
-end
-
-local function ownKeys(stateKey, leaseKey, fenceKey)
-  local state, lease, fence, refused
-  state, refused = ownState(stateKey)
-  if not state then return nil, refused end
-  lease, refused = ownLease(leaseKey)
-  if not lease then return nil, refused end
-  fence, refused = ownFence(fenceKey)
-  if not fence then return nil, refused end
-  return {state = state, lease = lease, fence = fence}
-end
-
 local function ownAttempt(stateKey, leaseKey, leaseValue, token, leaseMayBeFree)
   local lease, refused = ownLease(leaseKey)
   if not lease then return nil, refused end
   if lease.holder ~= leaseValue and (lease.holder or not leaseMayBeFree) then return nil, {-1} end
-  local current
-  current, refused = ownFields(stateKey, 'status', 'token')
-  if not current then return nil, refused end
+  local current = redis.pcall('HMGET', stateKey, 'status', 'token', 'owner', 'attempts', 'startedAt')
+  if current.err then return refuse(1, stateKey) end
   if current[1] ~= 'running' or current[2] ~= token then return nil, {-3} end
-  return lease
+  return {holder = lease.holder, status = current[1], token = current[2], owner = current[3],
+    attempts = current[4], startedAt = current[5]}
+end
+
+local function withoutFields(flat, drop)
+  local kept = {}
+  for i = 1, #flat, 2 do
+    if not drop[flat[i]] then
+      kept[#kept + 1] = flat[i]
+      kept[#kept + 1] = flat[i + 1]
+    end
+  end
+  return kept
+end
+
+local function publishState(channel, sharded, flat)
+  -- Both command names are literals: nothing a caller passes becomes a command.
+  if sharded then redis.call('SPUBLISH', channel, cjson.encode(flat))
+  else redis.call('PUBLISH', channel, cjson.encode(flat)) end
 end
 
 local function serverMs()

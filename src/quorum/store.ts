@@ -1,0 +1,345 @@
+import createDebug from 'debug';
+import type { Driver } from '../drivers/driver.js';
+import { OnceForeignValueError, RedisUnavailableError } from '../errors.js';
+import type { KeyNames } from '../keys.js';
+import type { RenewOutcome } from '../lease.js';
+import type { ClaimReply, FinishReply, ResetReply } from '../scripts.js';
+import * as scripts from '../scripts.js';
+import type { Snapshot } from '../state.js';
+import type { Claim, ClaimRequest, LeaseRef, Store } from '../store/store.js';
+import { reconcile } from './reconcile.js';
+
+const debug = createDebug('redis-once:quorum');
+
+/**
+ * A quorum of independent masters: the redlock algorithm, applied to the same scripts as one master.
+ *
+ * - A claim goes to every master with one proposed token and counts once a majority took it; the
+ *   lease's validity is the coordinator's (sent-at + TTL − drift, monotonic). Masters that took a claim
+ *   that did not reach a majority (or arrived too late) give it back (`abandon`): no attempt is spent
+ *   on them.
+ * - Every write counts once a majority applied it; reads wait for a majority to agree (or for every
+ *   reachable master) and are reconciled by `reconcile.ts`, with read-repair of a done state.
+ * - With no reachable majority, calls reject with RedisUnavailableError at once: a master that is down
+ *   is not waited for.
+ */
+export class QuorumStore implements Store {
+  readonly isQuorum = true;
+  private readonly majority: number;
+  private lastToken = 0;
+  /** Claims in flight and claims being given back (some land after we decided): close() waits. */
+  private readonly settling = new Set<Promise<void>>();
+
+  constructor(private readonly drivers: readonly Driver[]) {
+    this.majority = Math.floor(drivers.length / 2) + 1;
+  }
+
+  async claim(names: KeyNames, args: ClaimRequest): Promise<Claim> {
+    let token = this.proposeToken(0);
+    for (let round = 0; ; round++) {
+      const outcome = await this.claimOnce(names, args, token);
+      if (outcome.kind !== 'stale' || round === 2)
+        return outcome.kind === 'stale' ? outcome.refused : outcome;
+      // A master's counter is ahead of our clock: propose above it.
+      token = this.proposeToken(outcome.fence);
+    }
+  }
+
+  private async claimOnce(
+    names: KeyNames,
+    args: ClaimRequest,
+    token: number,
+  ): Promise<Claim | { kind: 'stale'; fence: number; refused: Claim }> {
+    // Masters that took this claim, as their replies arrive (also after the decision below).
+    const took = new Map<Driver, Extract<ClaimReply, { kind: 'claimed' }>>();
+    // Which master each reply came from, in the order the replies arrived (gather keeps that order).
+    const repliedBy: Driver[] = [];
+    let gaveUp = false;
+    const giveBack = (driver: Driver): Promise<void> => {
+      const giving = scripts
+        .abandon(driver, names, { leaseValue: args.leaseValue, token, sharded: false })
+        .then(
+          () => {},
+          (error: unknown) => debug('%s: abandon on %s: %s', names.key, driver.label, errorText(error)),
+        )
+        .finally(() => this.settling.delete(giving));
+      this.settling.add(giving);
+      return giving;
+    };
+    const replies = await this.gather(
+      names.key,
+      'claiming',
+      async (driver) => {
+        const request = scripts.claim(driver, names, { ...args, token });
+        // A claim may land after we decided: close() waits for it, and for its give-back.
+        const tracked = request.then(
+          () => {},
+          () => {},
+        );
+        this.settling.add(tracked);
+        void tracked.finally(() => this.settling.delete(tracked));
+        const reply = await request;
+        repliedBy.push(driver);
+        if (reply.kind === 'claimed') {
+          took.set(driver, reply);
+          // A claim that lands after we gave up counts for nothing: give it back.
+          if (gaveUp) giveBack(driver);
+        }
+        return reply;
+      },
+      // Taken by a majority; or not takeable, by refusals that agree (else wait for every master).
+      (all) =>
+        count(all, (r) => r.kind === 'claimed') >= this.majority ||
+        (count(all, (r) => r.kind !== 'claimed') > this.drivers.length - this.majority &&
+          this.conclusive(all.flatMap((r) => asSnapshot(r) ?? []))),
+    );
+    if (took.size >= this.majority) {
+      const takes = [...took.values()];
+      // Masters may count attempts differently (one lagged): the attempt is the highest count.
+      const newest = takes.reduce((a, b) => (b.replaced.token > a.replaced.token ? b : a));
+      return {
+        kind: 'claimed',
+        token,
+        attempt: Math.max(...takes.map((t) => t.attempt)),
+        startedAt: Math.min(...takes.map((t) => t.startedAt)),
+        replaced: newest.replaced,
+      };
+    }
+    gaveUp = true;
+    // Given back before we look again, so our own claim is not what the next look finds.
+    await Promise.all([...took.keys()].map(giveBack));
+    // The key as each master had it: a refusal's snapshot, or what a claim we give back replaced. (A
+    // stale reply read no state: its counter is ahead of our proposal, and we propose again.)
+    const answers = replies.flatMap((reply, i) => {
+      const snapshot = asSnapshot(reply);
+      return snapshot ? [{ driver: repliedBy[i]!, snapshot }] : [];
+    });
+    const refused: Claim = {
+      kind: 'refused',
+      snapshot: answers.length > 0 ? await this.view(names, answers) : heldByNobody(),
+    };
+    const stale = replies.flatMap((r) => (r.kind === 'stale' ? [r.fence] : []));
+    if (stale.length > 0 && count(replies, (r) => r.kind === 'refused') < this.majority) {
+      return { kind: 'stale', fence: Math.max(...stale), refused };
+    }
+    return refused;
+  }
+
+  async read(names: KeyNames): Promise<Snapshot> {
+    const answers = await this.gather(
+      names.key,
+      'reading',
+      async (driver) => ({ driver, snapshot: await scripts.read(driver, names) }),
+      (all) => this.conclusive(all.map((a) => a.snapshot)),
+    );
+    return this.view(names, answers);
+  }
+
+  /**
+   * The reconciled view of the masters' answers, after read-repair: when the newest attempt is done on
+   * fewer than a majority, its state is copied to the masters behind it, and it is done once a
+   * majority holds it.
+   */
+  private async view(
+    names: KeyNames,
+    answers: Array<{ driver: Driver; snapshot: Snapshot }>,
+  ): Promise<Snapshot> {
+    const { snapshot, repair } = reconcile(
+      answers.map((a) => a.snapshot),
+      this.majority,
+    );
+    if (!repair) return snapshot;
+    const source = answers[repair.from]!.snapshot;
+    const copied = await Promise.all(
+      repair.to.map((i) => scripts.repair(answers[i]!.driver, names, source).catch(() => false)),
+    );
+    const holding =
+      count(
+        answers,
+        (a) => a.snapshot.state.status === 'done' && a.snapshot.state.token === source.state.token,
+      ) + count(copied, Boolean);
+    debug(
+      '%s: read-repair copied the done state to %d master(s); %d hold it',
+      names.key,
+      count(copied, Boolean),
+      holding,
+    );
+    return holding >= this.majority
+      ? { ...source, leasePttl: snapshot.leasePttl, fence: snapshot.fence }
+      : snapshot;
+  }
+
+  async renew(
+    names: KeyNames,
+    args: LeaseRef & { leaseMs: number },
+    withinMs: number,
+  ): Promise<RenewOutcome> {
+    const bounded = Math.max(0, withinMs);
+    const replies = await this.gather(
+      names.key,
+      'renewing',
+      (driver) => scripts.renew(driver, names, args),
+      (all) =>
+        count(all, Boolean) >= this.majority || count(all, (r) => !r) > this.drivers.length - this.majority,
+      bounded,
+    ).catch(() => [] as boolean[]);
+    if (count(replies, Boolean) >= this.majority) return 'renewed';
+    if (count(replies, (r) => !r) > this.drivers.length - this.majority) return 'refused';
+    return 'unanswered';
+  }
+
+  complete(
+    names: KeyNames,
+    args: LeaseRef & { valueJson: string | undefined; doneTtlMs: number | undefined },
+  ): Promise<FinishReply> {
+    return this.write(names.key, 'completing', (driver) =>
+      scripts.complete(driver, names, { ...args, sharded: false }),
+    );
+  }
+
+  fail(
+    names: KeyNames,
+    args: LeaseRef & { error: { name: string; message: string }; outcome: 'failed' | 'lease-lost' },
+  ): Promise<FinishReply> {
+    return this.write(names.key, 'recording the failure', (driver) =>
+      scripts.fail(driver, names, { ...args, sharded: false }),
+    );
+  }
+
+  abandon(names: KeyNames, args: LeaseRef): Promise<FinishReply> {
+    return this.write(names.key, 'giving back the claim', (driver) =>
+      scripts.abandon(driver, names, { ...args, sharded: false }),
+    );
+  }
+
+  async reset(names: KeyNames, args: { force: boolean; controlChannel: string }): Promise<ResetReply> {
+    const replies = await this.gather(
+      names.key,
+      'resetting',
+      (driver) => scripts.reset(driver, names, { ...args, sharded: false }),
+      (all) => count(all, (r) => r.ok) >= this.majority,
+    );
+    const done = replies.filter((r): r is Extract<ResetReply, { ok: true }> => r.ok);
+    if (done.length < this.majority) {
+      const busy = replies.find((r): r is Extract<ResetReply, { ok: false }> => !r.ok);
+      if (busy) return busy;
+    }
+    return {
+      ok: true,
+      existed: done.some((r) => r.existed),
+      fence: Math.max(0, ...done.map((r) => r.fence)),
+    };
+  }
+
+  async drain(): Promise<void> {
+    // A claim that lands now is given back, which adds to the set: go until it is empty.
+    while (this.settling.size > 0) await Promise.allSettled([...this.settling]);
+  }
+
+  /** A token above every one this process proposed, above `floor`, and near the clock (in µs). */
+  private proposeToken(floor: number): number {
+    this.lastToken = Math.max(Date.now() * 1000, this.lastToken + 1, floor + 1);
+    return this.lastToken;
+  }
+
+  /**
+   * Reads settle once a majority answered and agrees: a majority reports the same status and token, or
+   * a majority holds one done state. A master that lost its data (or missed a write) disagrees, and
+   * then we wait for the others, so its answer cannot hide a majority's state.
+   */
+  private conclusive(snapshots: Snapshot[]): boolean {
+    if (snapshots.length < this.majority) return false;
+    const best = reconcile(snapshots, this.majority).snapshot.state;
+    return (
+      count(snapshots, (s) => s.state.status === best.status && s.state.token === best.token) >= this.majority
+    );
+  }
+
+  private async write(
+    key: string,
+    what: string,
+    op: (driver: Driver) => Promise<FinishReply>,
+  ): Promise<FinishReply> {
+    const replies = await this.gather(key, what, op, (all) => count(all, (r) => r.ok) >= this.majority);
+    if (count(replies, (r) => r.ok) >= this.majority) return { ok: true };
+    return replies.find((r) => !r.ok) ?? { ok: false, reason: 'not-running' };
+  }
+
+  /**
+   * Runs `op` on every master; resolves with the replies as soon as `settled` says so, or once every
+   * master that can answer has. Rejects with RedisUnavailableError once a majority can no longer
+   * answer (or, given `withinMs`, has not in time); a foreign value on any master rejects at once.
+   */
+  private gather<T>(
+    key: string,
+    what: string,
+    op: (driver: Driver) => Promise<T>,
+    settled: (replies: T[]) => boolean,
+    withinMs?: number,
+  ): Promise<T[]> {
+    return new Promise<T[]>((resolve, reject) => {
+      const replies: T[] = [];
+      const errors: unknown[] = [];
+      let open = true;
+      const finish = (settle: () => void) => {
+        open = false;
+        clearTimeout(timer);
+        settle();
+      };
+      const timer =
+        withinMs === undefined
+          ? undefined
+          : setTimeout(() => finish(() => resolve(replies.slice())), withinMs).unref();
+      const check = () => {
+        if (!open) return;
+        if (settled(replies)) finish(() => resolve(replies.slice()));
+        else if (this.drivers.length - errors.length < this.majority)
+          finish(() => reject(unavailable(key, what, errors, this.drivers.length, this.majority)));
+        else if (replies.length + errors.length === this.drivers.length)
+          finish(() => resolve(replies.slice())); // everyone answered: the disagreement is the answer
+      };
+      for (const driver of this.drivers) {
+        op(driver).then(
+          (reply) => {
+            replies.push(reply);
+            check();
+          },
+          (error: unknown) => {
+            if (error instanceof OnceForeignValueError && open) return finish(() => reject(error));
+            errors.push(error);
+            check();
+          },
+        );
+      }
+    });
+  }
+}
+
+/** A claim reply as the snapshot of the key before it: a refusal says it; a claim says what it replaced. */
+function asSnapshot(reply: ClaimReply): Snapshot | undefined {
+  if (reply.kind === 'refused') return reply.snapshot;
+  if (reply.kind === 'claimed')
+    return { state: reply.replaced, leasePttl: -2, statePttl: -1, fence: reply.replacedFence };
+  return undefined;
+}
+
+function heldByNobody(): Snapshot {
+  return reconcile([], 1).snapshot;
+}
+
+function count<T>(items: readonly T[], test: (item: T) => boolean): number {
+  let n = 0;
+  for (const item of items) if (test(item)) n++;
+  return n;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function unavailable(key: string, what: string, errors: unknown[], size: number, majority: number): Error {
+  return new RedisUnavailableError(
+    `Only ${size - errors.length} of ${size} Redis masters answered ${what} "${key}"; ${majority} are needed.`,
+    { key, cause: errors[0] },
+  );
+}

@@ -1,0 +1,101 @@
+import createDebug from 'debug';
+import type { Driver } from '../drivers/driver.js';
+import { OnceForeignValueError } from '../errors.js';
+import type { KeyNames } from '../keys.js';
+import type { RenewOutcome } from '../lease.js';
+import type { FinishReply, ResetReply } from '../scripts.js';
+import * as scripts from '../scripts.js';
+import type { Snapshot } from '../state.js';
+import { withTimeout } from '../timeout.js';
+import type { Claim, ClaimRequest, LeaseRef, Store } from './store.js';
+
+const debug = createDebug('redis-once:store');
+
+export interface ReplicaAck {
+  replicas: number;
+  timeoutMs: number;
+}
+
+/**
+ * One master, or one Redis Cluster (a key's names share a hash tag, so each script runs on the key's
+ * master): every operation is one script, one round trip.
+ */
+export class SingleStore implements Store {
+  readonly isQuorum = false;
+  private readonly sharded: boolean;
+
+  constructor(
+    private readonly driver: Driver,
+    private readonly replicaAck: ReplicaAck | undefined,
+  ) {
+    // A Cluster publishes completions with sharded pub/sub, on the key's own shard.
+    this.sharded = driver.isCluster;
+  }
+
+  async claim(names: KeyNames, args: ClaimRequest): Promise<Claim> {
+    const reply = await scripts.claim(this.driver, names, { ...args, token: undefined });
+    if (reply.kind === 'stale') throw new Error('redis-once: the claim script refused a token it issued');
+    if (reply.kind === 'claimed') await this.acknowledge(names, 'the claim');
+    return reply;
+  }
+
+  read(names: KeyNames): Promise<Snapshot> {
+    return scripts.read(this.driver, names);
+  }
+
+  async renew(
+    names: KeyNames,
+    args: LeaseRef & { leaseMs: number },
+    withinMs: number,
+  ): Promise<RenewOutcome> {
+    try {
+      const renewed = await withTimeout(
+        scripts.renew(this.driver, names, args),
+        withinMs,
+        () => new Error('late'),
+      );
+      return renewed ? 'renewed' : 'refused';
+    } catch (error) {
+      // A foreign value where our lease was: not ours any more.
+      if (error instanceof OnceForeignValueError) return 'refused';
+      debug('%s: renewal not answered: %s', names.key, (error as Error).message);
+      return 'unanswered';
+    }
+  }
+
+  async complete(
+    names: KeyNames,
+    args: LeaseRef & { valueJson: string | undefined; doneTtlMs: number | undefined },
+  ): Promise<FinishReply> {
+    const reply = await scripts.complete(this.driver, names, { ...args, sharded: this.sharded });
+    if (reply.ok) await this.acknowledge(names, 'the done state');
+    return reply;
+  }
+
+  fail(
+    names: KeyNames,
+    args: LeaseRef & { error: { name: string; message: string }; outcome: 'failed' | 'lease-lost' },
+  ): Promise<FinishReply> {
+    return scripts.fail(this.driver, names, { ...args, sharded: this.sharded });
+  }
+
+  abandon(names: KeyNames, args: LeaseRef): Promise<FinishReply> {
+    return scripts.abandon(this.driver, names, { ...args, sharded: this.sharded });
+  }
+
+  reset(names: KeyNames, args: { force: boolean; controlChannel: string }): Promise<ResetReply> {
+    return scripts.reset(this.driver, names, { ...args, sharded: this.sharded });
+  }
+
+  async drain(): Promise<void> {
+    // One master: every write is awaited by the caller that made it.
+  }
+
+  /** With `replicaAck`: waits (bounded) for replicas to hold what we just wrote. Never throws. */
+  private async acknowledge(names: KeyNames, what: string): Promise<void> {
+    if (!this.replicaAck) return;
+    const { replicas, timeoutMs } = this.replicaAck;
+    const acked = await this.driver.waitForReplicas(names.state, replicas, timeoutMs).catch(() => 0);
+    if (acked < replicas) debug('%s: %d of %d replica(s) acknowledged %s', names.key, acked, replicas, what);
+  }
+}

@@ -1,0 +1,48 @@
+import type { KeyNames } from '../keys.js';
+import type { RenewOutcome } from '../lease.js';
+import type { FinishReply, ResetReply } from '../scripts.js';
+import type { Snapshot, StoredState } from '../state.js';
+
+/**
+ * The key's state where it lives: one master or one Cluster (`SingleStore`), or a quorum of independent
+ * masters (`QuorumStore`, the redlock algorithm over the same scripts). The coordinator talks to this
+ * and never learns which.
+ */
+export interface Store {
+  readonly isQuorum: boolean;
+  /** Takes the key when nobody leads it and attempts remain (one round trip); else says why not. */
+  claim(names: KeyNames, args: ClaimRequest): Promise<Claim>;
+  /** A snapshot, changing nothing. */
+  read(names: KeyNames): Promise<Snapshot>;
+  /** One renewal, answered within `withinMs` or counted as unanswered; never rejects. */
+  renew(names: KeyNames, args: LeaseRef & { leaseMs: number }, withinMs: number): Promise<RenewOutcome>;
+  complete(
+    names: KeyNames,
+    args: LeaseRef & { valueJson: string | undefined; doneTtlMs: number | undefined },
+  ): Promise<FinishReply>;
+  fail(
+    names: KeyNames,
+    args: LeaseRef & { error: { name: string; message: string }; outcome: 'failed' | 'lease-lost' },
+  ): Promise<FinishReply>;
+  /** Gives back a claim whose fn never started: the replaced state comes back, no attempt is spent. */
+  abandon(names: KeyNames, args: LeaseRef): Promise<FinishReply>;
+  reset(names: KeyNames, args: { force: boolean; controlChannel: string }): Promise<ResetReply>;
+  /** Resolves once writes this store started by itself (a quorum's late give-backs) have settled. */
+  drain(): Promise<void>;
+}
+
+export interface ClaimRequest {
+  leaseValue: string;
+  leaseMs: number;
+  owner: string;
+  maxAttempts: number;
+}
+
+export interface LeaseRef {
+  leaseValue: string;
+  token: number;
+}
+
+export type Claim =
+  | { kind: 'claimed'; token: number; attempt: number; startedAt: number; replaced: StoredState }
+  | { kind: 'refused'; snapshot: Snapshot };

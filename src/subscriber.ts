@@ -1,0 +1,247 @@
+import createDebug from 'debug';
+import type { Driver, NodeAddress, SubscriberConnection } from './drivers/driver.js';
+import { RedisUnavailableError } from './errors.js';
+import { keySlot } from './slot.js';
+import { withTimeout } from './timeout.js';
+
+const debug = createDebug('redis-once:subscriber');
+
+/** What a channel's watcher hears. */
+export interface ChannelWatcher {
+  message(text: string): void;
+  /** The subscription was interrupted (its connection dropped, or its slot moved): messages may be lost. */
+  gap(): void;
+  /** The subscription is confirmed again, after a gap: read the state again to learn what was missed. */
+  back(): void;
+}
+
+interface Channel {
+  readonly name: string;
+  readonly sharded: boolean;
+  readonly watchers: Set<ChannelWatcher>;
+  conn: Conn | undefined;
+  /** True while the server has confirmed the subscription and the connection has not dropped since. */
+  confirmed: boolean;
+  /** True once a gap was reported to the watchers, until `back`. */
+  interrupted: boolean;
+  pending: Promise<void> | undefined;
+  retries: number;
+}
+
+interface Conn {
+  readonly id: string;
+  readonly connection: SubscriberConnection;
+  readonly channels: Set<Channel>;
+  up: boolean;
+  upWaiters: Array<() => void>;
+}
+
+/**
+ * The subscription layer: our own subscriber connections to one Redis (or one per Cluster master), the
+ * channels on them, and their health. It is the one place that says a subscription is "back": only
+ * once the server confirmed it again — after the connection dropped and reconnected, after a Cluster
+ * slot moved (the server's unsolicited SUNSUBSCRIBE), or after a failover moved a slot to another
+ * master. Watchers hear `gap` when a subscription is interrupted and `back` once it is confirmed, and
+ * re-read the state only then: a read before the confirmation could miss a message sent in between.
+ *
+ * A subscription that timed out, yet is confirmed later, is undone if nobody waits on it any more.
+ */
+export class Subscriptions {
+  private readonly channels = new Map<string, Channel>();
+  private readonly conns = new Map<string, Conn>();
+  private closed = false;
+
+  constructor(
+    private readonly driver: Driver,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /**
+   * Adds `watcher` to `channel`; resolves once Redis confirmed the subscription (so a state read after
+   * this cannot miss a message), with the function that removes the watcher. Rejects with
+   * RedisUnavailableError when no confirmation comes within `redisTimeoutMs`.
+   */
+  async listen(name: string, sharded: boolean, watcher: ChannelWatcher): Promise<() => void> {
+    if (this.closed) throw new RedisUnavailableError('This Once instance is closed.');
+    let channel = this.channels.get(name);
+    if (!channel) {
+      channel = {
+        name,
+        sharded,
+        watchers: new Set(),
+        conn: undefined,
+        confirmed: false,
+        interrupted: false,
+        pending: undefined,
+        retries: 0,
+      };
+      this.channels.set(name, channel);
+    }
+    const current = channel;
+    current.watchers.add(watcher);
+    const stop = () => this.unwatch(current, watcher);
+    if (current.confirmed) return stop;
+    try {
+      await withTimeout(
+        this.ensure(current),
+        this.timeoutMs,
+        () =>
+          new RedisUnavailableError(
+            `Redis at ${this.driver.label} did not confirm subscribing to ${name} within ${this.timeoutMs} ms (redisTimeoutMs).`,
+          ),
+      );
+    } catch (error) {
+      stop();
+      throw error;
+    }
+    return stop;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.channels.clear();
+    const conns = [...this.conns.values()];
+    this.conns.clear();
+    await Promise.allSettled(conns.map((conn) => conn.connection.close()));
+  }
+
+  private unwatch(channel: Channel, watcher: ChannelWatcher): void {
+    if (!channel.watchers.delete(watcher) || channel.watchers.size > 0) return;
+    if (this.channels.get(channel.name) !== channel) return;
+    this.channels.delete(channel.name);
+    const conn = channel.conn;
+    conn?.channels.delete(channel);
+    if (!conn || this.closed) return;
+    // Unsubscribing a subscription still being made is fine: the server answers in order.
+    if (conn.up) {
+      conn.connection.unsubscribe([channel.name], channel.sharded).catch((error: unknown) => {
+        debug('unsubscribe %s: %s', channel.name, errorText(error));
+      });
+    }
+    if (conn.channels.size === 0 && this.driver.isCluster) this.retire(conn);
+  }
+
+  /** Subscribes `channel` on the connection of its master (once at a time), and tells its watchers. */
+  private ensure(channel: Channel): Promise<void> {
+    channel.pending ??= (async () => {
+      const conn = await this.route(channel);
+      await this.whenUp(conn);
+      await conn.connection.subscribe([channel.name], channel.sharded);
+      if (this.channels.get(channel.name) !== channel) {
+        // Nobody waits on it any more (a timeout, or every watcher left meanwhile): undo it.
+        if (conn.up) conn.connection.unsubscribe([channel.name], channel.sharded).catch(() => {});
+        return;
+      }
+      channel.confirmed = true;
+      channel.retries = 0;
+      if (channel.interrupted) {
+        channel.interrupted = false;
+        debug('%s is back on %s', channel.name, conn.id);
+        for (const watcher of [...channel.watchers]) watcher.back();
+      }
+    })().finally(() => {
+      channel.pending = undefined;
+    });
+    return channel.pending;
+  }
+
+  /** The connection `channel` belongs on: its slot's master on a Cluster, else the one connection. */
+  private async route(channel: Channel, refresh = false): Promise<Conn> {
+    const address = this.driver.isCluster
+      ? await this.driver.masterOf(keySlot(channel.name), refresh)
+      : undefined;
+    const conn = this.conn(address);
+    const previous = channel.conn;
+    if (previous !== conn) {
+      previous?.channels.delete(channel);
+      channel.conn = conn;
+      conn.channels.add(channel);
+      if (previous && previous.channels.size === 0) this.retire(previous);
+    }
+    return conn;
+  }
+
+  private conn(address: NodeAddress | undefined): Conn {
+    const id = address ? `${address.host}:${address.port}` : 'main';
+    const existing = this.conns.get(id);
+    if (existing) return existing;
+    if (this.closed) throw new RedisUnavailableError('This Once instance is closed.');
+    const conn: Conn = {
+      id,
+      channels: new Set(),
+      up: false,
+      upWaiters: [],
+      connection: this.driver.openSubscriber(
+        {
+          message: (name, text) => {
+            const channel = this.channels.get(name);
+            if (channel?.conn === conn) for (const watcher of [...channel.watchers]) watcher.message(text);
+          },
+          up: () => {
+            conn.up = true;
+            for (const wake of conn.upWaiters.splice(0)) wake();
+            // Subscriptions are ours to make again: the client does not resubscribe for us.
+            for (const channel of [...conn.channels]) this.resubscribe(channel, false);
+          },
+          down: (error) => {
+            const wasUp = conn.up;
+            conn.up = false;
+            if (wasUp) debug('subscriber %s dropped: %s', id, error ? error.message : 'closed');
+            for (const channel of [...conn.channels]) this.interrupt(channel);
+            // On a Cluster the slot may have moved to another master (a failover): route again.
+            if (this.driver.isCluster)
+              for (const channel of [...conn.channels]) this.resubscribe(channel, true);
+          },
+          dropped: (name) => {
+            const channel = this.channels.get(name);
+            if (channel?.conn !== conn) return;
+            debug('%s was unsubscribed by %s (its slot moved)', name, id);
+            this.interrupt(channel);
+            this.resubscribe(channel, true);
+          },
+        },
+        address,
+      ),
+    };
+    this.conns.set(id, conn);
+    return conn;
+  }
+
+  private interrupt(channel: Channel): void {
+    channel.confirmed = false;
+    if (channel.interrupted) return;
+    channel.interrupted = true;
+    for (const watcher of [...channel.watchers]) watcher.gap();
+  }
+
+  /** Makes `channel`'s subscription again (routing it afresh when asked), retrying while it is watched. */
+  private resubscribe(channel: Channel, reroute: boolean): void {
+    if (this.closed || this.channels.get(channel.name) !== channel) return;
+    const attempt = async () => {
+      if (reroute) await this.route(channel, true);
+      await this.ensure(channel);
+    };
+    attempt().catch((error: unknown) => {
+      if (this.closed || this.channels.get(channel.name) !== channel || channel.confirmed) return;
+      const delay = Math.min(50 * 2 ** channel.retries++, 2000);
+      debug('resubscribing %s failed (%s); again in %d ms', channel.name, errorText(error), delay);
+      setTimeout(() => this.resubscribe(channel, this.driver.isCluster), delay).unref();
+    });
+  }
+
+  private whenUp(conn: Conn): Promise<void> {
+    if (conn.up) return Promise.resolve();
+    return new Promise((resolve) => conn.upWaiters.push(resolve));
+  }
+
+  /** A Cluster master's connection with no channels left: close it. */
+  private retire(conn: Conn): void {
+    if (this.conns.get(conn.id) !== conn) return;
+    this.conns.delete(conn.id);
+    conn.connection.close().catch(() => {});
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
