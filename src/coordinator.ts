@@ -13,7 +13,6 @@ import type { DoneValue, Flight, OnceFn } from './flight.js';
 import { KeyWatch } from './key-watch.js';
 import type { KeyNames } from './keys.js';
 import { Lease } from './lease.js';
-import type { Memo } from './memo.js';
 import { leadFrame } from './reentry.js';
 import { decodeMessage, type Snapshot, type StoredState } from './state.js';
 import type { Claim, Store } from './store/store.js';
@@ -28,13 +27,19 @@ export interface CoordinatorDeps {
   subscriptions: readonly Subscriptions[];
   /** Completion channels use sharded pub/sub (a Cluster). */
   sharded: boolean;
-  memo: Memo<DoneValue>;
   nodeId: string;
   redisTimeoutMs: number;
   /** The instance's maxAttempts, for flights with no fn to run (`wait`). */
   maxAttempts: number;
-  /** Resolves once the namespace's control channel is confirmed (resets reach us from then on). */
-  controlReady: () => Promise<void>;
+}
+
+/** How a flight ends with the key's value: who produced it, and until when memory may keep it. */
+export interface Landing {
+  readonly done: DoneValue;
+  /** `here`: this flight's fn; `elsewhere`: another node (or attempt) while we waited; `before`: found done. */
+  readonly by: 'here' | 'elsewhere' | 'before';
+  /** When the done state expires in Redis at the earliest (performance.now()), or Infinity. */
+  readonly expiresAt: number;
 }
 
 /** Past a lease deadline before reading again, so the lease has surely expired in Redis. */
@@ -71,18 +76,22 @@ export class Coordinator {
 
   constructor(private readonly deps: CoordinatorDeps) {}
 
-  async fly(flight: Flight, names: KeyNames): Promise<void> {
-    const { store, memo } = this.deps;
+  /**
+   * Coordinates one flight until the key is done (resolves with the landing), its attempts are spent
+   * or Redis fails (rejects), or every caller left (resolves undefined). The flight's callers are its
+   * own: the coordinator only takes fn from it (`startRunning`) and hands back a failed attempt
+   * (`endRun`).
+   */
+  async fly(flight: Flight, names: KeyNames): Promise<Landing | undefined> {
+    const { store } = this.deps;
     let watch: KeyWatch | undefined;
     let waited = false;
     // When the last read that found the key not done was sent: a completion we hear of later happened
     // after it, so its done TTL is counted from there, and the memo never outlives the state.
     let lastReadAt = 0;
     try {
-      await this.deps.controlReady();
-      flight.observedAt = memo.observe();
       for (;;) {
-        if (flight.stopped) return;
+        if (flight.stopped) return undefined;
         const settings = flight.nextRunner();
         const sentAt = performance.now();
         let snapshot: Snapshot;
@@ -95,7 +104,8 @@ export class Coordinator {
             maxAttempts: settings.maxAttempts,
           });
           if (claim.kind === 'claimed') {
-            if ((await this.lead(flight, names, claim, leaseValue, settings, sentAt)) === 'done') return;
+            const landing = await this.lead(flight, names, claim, leaseValue, settings, sentAt);
+            if (landing) return landing;
             waited = true;
             continue;
           }
@@ -105,25 +115,15 @@ export class Coordinator {
         }
         const decision: Decision = decide(snapshot, settings?.maxAttempts ?? this.deps.maxAttempts);
         if (decision.kind === 'done') {
-          this.settle(
-            flight,
-            names,
-            snapshot.state,
-            waited ? 'elsewhere' : 'before',
-            expiry(sentAt, snapshot.statePttl),
-          );
-          return;
+          return landing(snapshot.state, waited ? 'elsewhere' : 'before', expiry(sentAt, snapshot.statePttl));
         }
         if (decision.kind === 'failed') {
-          flight.fail(
-            new OnceFailedError({
-              key: names.key,
-              attempts: decision.attempts,
-              lastErrorName: decision.last.name,
-              lastErrorMessage: decision.last.message,
-            }),
-          );
-          return;
+          throw new OnceFailedError({
+            key: names.key,
+            attempts: decision.attempts,
+            lastErrorName: decision.last.name,
+            lastErrorMessage: decision.last.message,
+          });
         }
         lastReadAt = sentAt;
         waited = true;
@@ -140,7 +140,7 @@ export class Coordinator {
           continue;
         }
         const wake = await watch.next(this.wakeAt(decision, settings !== undefined));
-        if (wake.kind === 'stopped') return;
+        if (wake.kind === 'stopped') return undefined;
         if (wake.kind === 'lost') {
           throw new RedisUnavailableError(
             `The subscription to "${names.key}"'s completions dropped and did not come back within ` +
@@ -152,22 +152,12 @@ export class Coordinator {
           // One master: its message is the state itself. A quorum reads again, to count a majority.
           const message = decodeMessage(wake.text);
           if (message?.state.status === 'done' && !message.valueOmitted) {
-            this.settle(
-              flight,
-              names,
-              message.state,
-              'elsewhere',
-              expiry(lastReadAt, message.state.doneTtlMs ?? -1),
-            );
-            return;
+            return landing(message.state, 'elsewhere', expiry(lastReadAt, message.state.doneTtlMs ?? -1));
           }
         }
         debug('%s: woke on %s; reading again', names.key, wake.kind);
       }
-    } catch (error) {
-      flight.fail(error);
     } finally {
-      memo.drop(flight);
       // After the callers are released: unsubscribing can wait for their continuations to run.
       const opened = watch;
       if (opened) setImmediate(() => opened.close());
@@ -224,8 +214,9 @@ export class Coordinator {
   }
 
   /**
-   * We hold the key: run fn under the renewing lease and record its outcome. Resolves 'done' when the
-   * flight ended with the value, 'ended' when this attempt ended without it (the flight decides again).
+   * We hold the key: run fn under the renewing lease and record its outcome. Resolves with the landing
+   * when the value is recorded, or undefined when this attempt ended without it (the flight decides
+   * again).
    */
   private async lead(
     flight: Flight,
@@ -234,7 +225,7 @@ export class Coordinator {
     leaseValue: string,
     settings: { leaseMs: number; doneTtlMs: number | undefined },
     sentAt: number,
-  ): Promise<'done' | 'ended'> {
+  ): Promise<Landing | undefined> {
     const { store } = this.deps;
     const key = names.key;
     const ref = { leaseValue, token: claim.token };
@@ -252,7 +243,7 @@ export class Coordinator {
       await store
         .abandon(names, ref)
         .catch((error: unknown) => debug('%s: abandon: %s', key, errorText(error)));
-      return 'ended';
+      return undefined;
     }
     lease.start();
     debug('%s: leading attempt %d with token %d', key, claim.attempt, claim.token);
@@ -293,7 +284,7 @@ export class Coordinator {
         await this.record(names, ref, lease.signal.reason, this.closing ? 'failed' : 'lease-lost');
         finish();
       });
-      return 'ended';
+      return undefined;
     }
 
     try {
@@ -305,7 +296,7 @@ export class Coordinator {
         lease.stop();
         await this.record(names, ref, error, 'failed');
         flight.endRun(error);
-        return 'ended';
+        return undefined;
       }
       if (!lease.isValid()) {
         // fn settled after the deadline (the process was paused, say) before our timers could abort it.
@@ -316,7 +307,7 @@ export class Coordinator {
         lease.lose(error);
         await this.record(names, ref, error, 'lease-lost');
         flight.endRun(error);
-        return 'ended';
+        return undefined;
       }
       const completeAt = performance.now(); // the done state's TTL starts after this
       const reply = await this.completeWhileValid(names, ref, lease, valueJson, settings.doneTtlMs).finally(
@@ -329,7 +320,7 @@ export class Coordinator {
             { key },
           ),
         );
-        return 'ended';
+        return undefined;
       }
       const state: StoredState = {
         status: 'done',
@@ -343,12 +334,11 @@ export class Coordinator {
         outcome: undefined,
         doneTtlMs: settings.doneTtlMs,
       };
-      this.settle(flight, names, state, 'here', expiry(completeAt, settings.doneTtlMs ?? -1));
-      return 'done';
+      return landing(state, 'here', expiry(completeAt, settings.doneTtlMs ?? -1));
     } catch (error) {
       lease.stop();
       flight.endRun(error);
-      return 'ended';
+      return undefined;
     } finally {
       finish();
     }
@@ -393,22 +383,14 @@ export class Coordinator {
       debug('%s: could not record the failure: %s', names.key, errorText(recordError));
     }
   }
+}
 
-  private settle(
-    flight: Flight,
-    names: KeyNames,
-    state: StoredState,
-    by: 'here' | 'elsewhere' | 'before',
-    expiresAt: number,
-  ): void {
-    const done: DoneValue = {
-      value: decodeValue(state.valueJson),
-      fencingToken: state.token,
-      attempt: state.attempts,
-    };
-    this.deps.memo.remember(names.key, done, expiresAt, flight.observedAt);
-    flight.succeed(done, by);
-  }
+function landing(state: StoredState, by: Landing['by'], expiresAt: number): Landing {
+  return {
+    done: { value: decodeValue(state.valueJson), fencingToken: state.token, attempt: state.attempts },
+    by,
+    expiresAt,
+  };
 }
 
 /** `ttlMs` from `from` (a performance.now() instant); a negative TTL means none. */

@@ -140,11 +140,9 @@ class OnceInstance implements Once {
       store: this.store,
       subscriptions: this.subscriptions,
       sharded: this.drivers.length === 1 && this.drivers[0]!.isCluster,
-      memo: this.memo,
       nodeId: options.nodeId,
       redisTimeoutMs,
       maxAttempts: options.maxAttempts,
-      controlReady: () => this.control.listen(),
     });
     // Listen for resets from the start, so a process's first call need not wait for it. A failure here
     // is retried (and reported) by the first call that needs it.
@@ -276,12 +274,37 @@ class OnceInstance implements Once {
     }
     const joined = flight!.join({ fn, settings, waitTimeoutMs, signal, started, detailed });
     if (!fresh) return joined;
-    const flying = this.coordinator.fly(flight!, keyNames(this.options.namespace, key));
-    this.flying.add(flying);
-    void flying.finally(() => this.flying.delete(flying));
+    const flying = this.fly(flight!);
     // Awaited together with the coordination, so that fn runs on this call's await chain (re-entry
-    // detection across keys sees it); `joined` always settles first.
+    // detection across keys follows it, and only a promise with one consumer is followed); `joined`
+    // always settles before the coordination ends.
     return Promise.race([joined, flying.then(() => joined)]);
+  }
+
+  /**
+   * One coordination: once resets reach us (so memory can trust what it learns), the coordinator runs
+   * the key's protocol; then the callers settle, and memory keeps the value while it holds in Redis.
+   */
+  private fly(flight: Flight): Promise<void> {
+    const flying = this.coordinate(flight).finally(() => this.flying.delete(flying));
+    this.flying.add(flying);
+    return flying;
+  }
+
+  private async coordinate(flight: Flight): Promise<void> {
+    try {
+      await this.control.listen();
+      flight.observedAt = this.memo.observe();
+      const landing = await this.coordinator.fly(flight, keyNames(this.options.namespace, flight.key));
+      if (landing) {
+        this.memo.remember(flight.key, landing.done, landing.expiresAt, flight.observedAt);
+        flight.succeed(landing.done, landing.by);
+      }
+    } catch (error) {
+      flight.fail(error);
+    } finally {
+      this.memo.drop(flight);
+    }
   }
 
   private assertOpen(key: string): void {

@@ -376,6 +376,17 @@ describe.each(CLIENT_KINDS)('with %s', (kind: ClientKind) => {
       expect(await once.run('outer2', () => once.run('inner', () => 'nested is fine'))).toBe(
         'nested is fine',
       );
+      // Through another key's fn too: a → b → a would wait for itself.
+      const cycle = await once
+        .run('cycle-a', async () => {
+          await Promise.resolve();
+          return once.run('cycle-b', async () => {
+            await Promise.resolve();
+            return once.run('cycle-a', () => 'never');
+          });
+        })
+        .catch((e: unknown) => e);
+      expect(cycle).toBeInstanceOf(OnceReentrantError);
     });
 
     it('forgets a done key after doneTtlMs, in Redis and in memory', async () => {
