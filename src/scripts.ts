@@ -254,7 +254,8 @@ export async function fail(runner: ScriptRunner, names: KeyNames, args: FailArgs
 
 export interface AbandonArgs {
   leaseValue: string;
-  token: number;
+  /** undefined when the claim's reply never came: the lease value alone says the attempt is ours. */
+  token: number | undefined;
   sharded: boolean;
 }
 
@@ -266,7 +267,7 @@ export async function abandon(
   const reply = await runner.evalScript(
     scripts.abandon,
     [names.state, names.lease],
-    [args.leaseValue, String(args.token), names.done, args.sharded ? '1' : '0'],
+    [args.leaseValue, args.token === undefined ? '' : String(args.token), names.done, args.sharded ? '1' : '0'],
   );
   return finishReply(scripts.abandon, names, reply);
 }

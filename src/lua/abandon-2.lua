@@ -7,7 +7,8 @@
   KEYS[2] lease key (string with a TTL)
 
   ARGV[1] lease value: the one the claim stored
-  ARGV[2] token: the fencing token the claim issued
+  ARGV[2] token: the fencing token the claim issued; '' when its reply never came (a timeout): then
+          the running attempt is ours only while its lease holds ARGV[1]
   ARGV[3] completion channel (same hash tag as the keys)
   ARGV[4] '1' to publish with SPUBLISH (a Cluster's sharded pub/sub), '0' for PUBLISH
 

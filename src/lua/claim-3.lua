@@ -8,7 +8,9 @@
   KEYS[2] lease key (string with a TTL)
   KEYS[3] fence key (counter)
 
-  ARGV[1] lease value: unique to this attempt; renew, complete, fail and abandon check it
+  ARGV[1] lease value: unique to this attempt; renew, complete, fail and abandon check it. A claim
+          sent again (a client resends it after a dropped connection) finds its own lease and answers
+          as the first one did
   ARGV[2] lease TTL in ms
   ARGV[3] owner: the caller's node id, recorded in the state
   ARGV[4] maxAttempts: a key that ended without a value this many times is not taken
@@ -47,7 +49,16 @@ if state.status == 'done' then return {0, state.fields, -2, redis.call('PTTL', s
 local pttl
 pttl, refused = leasePttl(leaseKey)
 if not pttl then return refused end
-if pttl > 0 then return {0, state.fields, pttl, -1, '0'} end
+if pttl > 0 then
+  if state.status == 'running' and redis.pcall('GET', leaseKey) == leaseValue then
+    -- Our own claim, sent again: the same answer.
+    local replaced = cjson.decode(redis.call('HGET', stateKey, 'prev') or '{}')
+    local rf = {}
+    for i = 1, #state.fields, 2 do rf[state.fields[i]] = state.fields[i + 1] end
+    return {1, rf.token, rf.attempts, rf.startedAt, withoutFields(replaced, {prev = true}), '0'}
+  end
+  return {0, state.fields, pttl, -1, '0'}
+end
 
 local fence
 fence, refused = ownFence(fenceKey)

@@ -66,7 +66,7 @@ export class QuorumStore implements Store {
       this.settling.add(giving);
       return giving;
     };
-    const replies = await this.gather(
+    const claiming = this.gather(
       names.key,
       'claiming',
       async (driver) => {
@@ -78,7 +78,14 @@ export class QuorumStore implements Store {
         );
         this.settling.add(tracked);
         void tracked.finally(() => this.settling.delete(tracked));
-        const reply = await request;
+        let reply: ClaimReply;
+        try {
+          reply = await request;
+        } catch (error) {
+          // Unanswered in time, it may still land (a client that queues or resends): give it back after.
+          if (error instanceof RedisUnavailableError) giveBack(driver);
+          throw error;
+        }
         repliedBy.push(driver);
         if (reply.kind === 'claimed') {
           took.set(driver, reply);
@@ -93,6 +100,15 @@ export class QuorumStore implements Store {
         (count(all, (r) => r.kind !== 'claimed') > this.drivers.length - this.majority &&
           this.conclusive(all.flatMap((r) => asSnapshot(r) ?? []))),
     );
+    let replies: ClaimReply[];
+    try {
+      replies = await claiming;
+    } catch (error) {
+      // No majority can answer: what a minority took is given back, so no attempt is spent there.
+      gaveUp = true;
+      await Promise.all([...took.keys()].map(giveBack));
+      throw error;
+    }
     if (took.size >= this.majority) {
       const takes = [...took.values()];
       // Masters may count attempts differently (one lagged): the attempt is the highest count.

@@ -1,6 +1,6 @@
 import createDebug from 'debug';
 import type { Driver } from '../drivers/driver.js';
-import { OnceForeignValueError } from '../errors.js';
+import { OnceForeignValueError, RedisUnavailableError } from '../errors.js';
 import type { KeyNames } from '../keys.js';
 import type { RenewOutcome } from '../lease.js';
 import type { FinishReply, ResetReply } from '../scripts.js';
@@ -23,6 +23,7 @@ export interface ReplicaAck {
 export class SingleStore implements Store {
   readonly isQuorum = false;
   private readonly sharded: boolean;
+  private readonly givingBack = new Set<Promise<void>>();
 
   constructor(
     private readonly driver: Driver,
@@ -33,7 +34,15 @@ export class SingleStore implements Store {
   }
 
   async claim(names: KeyNames, args: ClaimRequest): Promise<Claim> {
-    const reply = await scripts.claim(this.driver, names, { ...args, token: undefined });
+    let reply: scripts.ClaimReply;
+    try {
+      reply = await scripts.claim(this.driver, names, { ...args, token: undefined });
+    } catch (error) {
+      // No reply within our bound, yet the claim may still land (a client that queues or resends
+      // it): a give-back sent after it, on the same client, undoes it if it does.
+      if (error instanceof RedisUnavailableError) this.giveBackBlind(names, args.leaseValue);
+      throw error;
+    }
     if (reply.kind === 'stale') throw new Error('redis-once: the claim script refused a token it issued');
     if (reply.kind === 'claimed') await this.acknowledge(names, 'the claim');
     return reply;
@@ -88,7 +97,18 @@ export class SingleStore implements Store {
   }
 
   async drain(): Promise<void> {
-    // One master: every write is awaited by the caller that made it.
+    await Promise.allSettled([...this.givingBack]);
+  }
+
+  private giveBackBlind(names: KeyNames, leaseValue: string): void {
+    const giving = scripts
+      .abandon(this.driver, names, { leaseValue, token: undefined, sharded: this.sharded })
+      .then(
+        () => {},
+        () => {},
+      )
+      .finally(() => this.givingBack.delete(giving));
+    this.givingBack.add(giving);
   }
 
   /** With `replicaAck`: waits (bounded) for replicas to hold what we just wrote. Never throws. */

@@ -181,6 +181,20 @@ function expectForeign(error: unknown, names: KeyNames, redisKey: string, detail
 }
 
 describe('claim', () => {
+  it('answers a claim sent again (a client resending it after a dropped connection) as it answered the first', async () => {
+    const names = fresh();
+    await redis.hset(names.state, failedState({ attempts: '1' }));
+    const first = await claimed(names);
+    const stateAfter = await redis.hgetall(names.state);
+    const again = await claim(driver, names, claimArgs());
+    expect(again).toEqual({ ...first, replacedFence: 0 });
+    // Nothing changed: no second attempt, the same lease.
+    expect(await redis.hgetall(names.state)).toEqual(stateAfter);
+    expect(await redis.get(names.lease)).toBe(LEASE);
+    // Another caller's claim (another lease value) is still refused.
+    expect(await claim(driver, names, claimArgs({ leaseValue: 'someone-else' }))).toMatchObject({ kind: 'refused' });
+  });
+
   it('takes a free key in one step: the lease with its TTL, the counter at the token, and the running state', async () => {
     const names = fresh();
     const clockBefore = await serverMicros();

@@ -15,7 +15,8 @@
       → {holder, status, token, owner, attempts, startedAt} | nil, refusal
       checks that `token` is the running attempt and that its lease holds `leaseValue` (or, when
       leaseMayBeFree, has expired): else {-1} (someone else holds the lease) or {-3} (not the running
-      attempt: reset, taken over, or already finished)
+      attempt: reset, taken over, or already finished). token '' (unknown: a claim whose reply never
+      came) accepts the running attempt whose lease holds `leaseValue`, and only while it does
   withoutFields(flat, drop) → flat with the fields named in the set `drop` left out
   publishState(channel, sharded, flat) → publishes cjson(flat) with SPUBLISH (sharded) or PUBLISH
   serverMs() → the server clock (TIME) in epoch milliseconds, as a string
@@ -69,10 +70,12 @@ end
 local function ownAttempt(stateKey, leaseKey, leaseValue, token, leaseMayBeFree)
   local lease, refused = ownLease(leaseKey)
   if not lease then return nil, refused end
-  if lease.holder ~= leaseValue and (lease.holder or not leaseMayBeFree) then return nil, {-1} end
+  if lease.holder ~= leaseValue and (lease.holder or not leaseMayBeFree or token == '') then
+    return nil, {-1}
+  end
   local current = redis.pcall('HMGET', stateKey, 'status', 'token', 'owner', 'attempts', 'startedAt')
   if current.err then return refuse(1, stateKey) end
-  if current[1] ~= 'running' or current[2] ~= token then return nil, {-3} end
+  if current[1] ~= 'running' or (current[2] ~= token and token ~= '') then return nil, {-3} end
   return {holder = lease.holder, status = current[1], token = current[2], owner = current[3],
     attempts = current[4], startedAt = current[5]}
 end
