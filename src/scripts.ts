@@ -267,7 +267,12 @@ export async function abandon(
   const reply = await runner.evalScript(
     scripts.abandon,
     [names.state, names.lease],
-    [args.leaseValue, args.token === undefined ? '' : String(args.token), names.done, args.sharded ? '1' : '0'],
+    [
+      args.leaseValue,
+      args.token === undefined ? '' : String(args.token),
+      names.done,
+      args.sharded ? '1' : '0',
+    ],
   );
   return finishReply(scripts.abandon, names, reply);
 }

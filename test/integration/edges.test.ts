@@ -341,36 +341,39 @@ describe('8. suspected, confirmed and fixed', () => {
     expect(await once.status('late')).toMatchObject({ state: 'done', value: 'recorded' });
   });
 
-  it.skipIf(!canInjectFaults)('gives back a claim that only a quorum minority took: no attempt is spent there', async () => {
-    const masters = await Promise.all([1, 2, 3].map((i) => startRedis({ name: `edges-minority${i}` })));
-    cleanups.push(() => Promise.all(masters.map((m) => m.stop())));
-    const links = await Promise.all(masters.map((m) => startProxy({ host: m.host, port: m.port })));
-    cleanups.push(() => Promise.all(links.map((l) => l.close())));
-    const namespace = ns();
-    const once = open({ quorum: links.map((l) => l.url), namespace, redisTimeoutMs: 400 });
-    expect(await once.status('k')).toEqual({ state: 'idle', attempts: 0 }); // connected to all three
-    // Two masters stop answering: a claim can reach the first one only.
-    links[1]!.set({ kind: 'blackhole' });
-    links[2]!.set({ kind: 'blackhole' });
-    let ran = false;
-    await expect(
-      once.run('k', () => {
-        ran = true;
-      }),
-    ).rejects.toMatchObject({ name: 'RedisUnavailableError' });
-    expect(ran).toBe(false);
-    const first = masters[0]!.client();
-    cleanups.push(async () => first.disconnect());
-    await waitFor(async () => (await first.exists(`${namespace}:{k}:lease`)) === 0, {
-      what: 'the minority claim to be given back',
-    });
-    expect(await first.hgetall(`${namespace}:{k}:state`)).toEqual({});
-    for (const link of links) {
-      link.cut();
-      link.set({ kind: 'pass' });
-    }
-    expect(await once.runDetailed('k', (ctx) => ctx.attempt)).toMatchObject({ value: 1, attempt: 1 });
-  });
+  it.skipIf(!canInjectFaults)(
+    'gives back a claim that only a quorum minority took: no attempt is spent there',
+    async () => {
+      const masters = await Promise.all([1, 2, 3].map((i) => startRedis({ name: `edges-minority${i}` })));
+      cleanups.push(() => Promise.all(masters.map((m) => m.stop())));
+      const links = await Promise.all(masters.map((m) => startProxy({ host: m.host, port: m.port })));
+      cleanups.push(() => Promise.all(links.map((l) => l.close())));
+      const namespace = ns();
+      const once = open({ quorum: links.map((l) => l.url), namespace, redisTimeoutMs: 400 });
+      expect(await once.status('k')).toEqual({ state: 'idle', attempts: 0 }); // connected to all three
+      // Two masters stop answering: a claim can reach the first one only.
+      links[1]!.set({ kind: 'blackhole' });
+      links[2]!.set({ kind: 'blackhole' });
+      let ran = false;
+      await expect(
+        once.run('k', () => {
+          ran = true;
+        }),
+      ).rejects.toMatchObject({ name: 'RedisUnavailableError' });
+      expect(ran).toBe(false);
+      const first = masters[0]!.client();
+      cleanups.push(async () => first.disconnect());
+      await waitFor(async () => (await first.exists(`${namespace}:{k}:lease`)) === 0, {
+        what: 'the minority claim to be given back',
+      });
+      expect(await first.hgetall(`${namespace}:{k}:state`)).toEqual({});
+      for (const link of links) {
+        link.cut();
+        link.set({ kind: 'pass' });
+      }
+      expect(await once.runDetailed('k', (ctx) => ctx.attempt)).toMatchObject({ value: 1, attempt: 1 });
+    },
+  );
 
   it('bounds the error stored for a failed attempt', async () => {
     const namespace = ns();

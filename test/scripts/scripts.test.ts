@@ -192,7 +192,9 @@ describe('claim', () => {
     expect(await redis.hgetall(names.state)).toEqual(stateAfter);
     expect(await redis.get(names.lease)).toBe(LEASE);
     // Another caller's claim (another lease value) is still refused.
-    expect(await claim(driver, names, claimArgs({ leaseValue: 'someone-else' }))).toMatchObject({ kind: 'refused' });
+    expect(await claim(driver, names, claimArgs({ leaseValue: 'someone-else' }))).toMatchObject({
+      kind: 'refused',
+    });
   });
 
   it('takes a free key in one step: the lease with its TTL, the counter at the token, and the running state', async () => {
