@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createOnce } from '../../src/index.js';
+import { CLIENT_KINDS, type ClientKind } from '../helpers/clients.js';
 import { canInjectFaults, type RedisServer, startRedis } from '../helpers/redis-server.js';
 import { killAllWorkers, Worker, type WorkerConfig } from '../helpers/worker.js';
 
@@ -15,8 +16,11 @@ afterAll(async () => {
 
 const LEASE_MS = 1000;
 
+let client: ClientKind = 'url';
+
 function config(namespace: string, nodeId: string, extra: Partial<WorkerConfig> = {}): WorkerConfig {
   return {
+    client,
     url: redis.url,
     namespace,
     key: 'migrate',
@@ -28,7 +32,11 @@ function config(namespace: string, nodeId: string, extra: Partial<WorkerConfig> 
   };
 }
 
-describe.skipIf(!canInjectFaults)('a leader that dies or stalls', () => {
+describe.skipIf(!canInjectFaults).each(CLIENT_KINDS)('a leader that dies or stalls, with %s', (kind) => {
+  beforeAll(() => {
+    client = kind;
+  });
+
   it('is taken over after its lease when SIGKILLed mid-run, with a higher fencing token', async () => {
     const namespace = `crash-${randomUUID()}`;
     const leader = await Worker.start(config(namespace, 'doomed', { fnMs: 30_000 }));

@@ -419,3 +419,39 @@ describe('9. close() while fn ignores its signal', () => {
     expect(bStartedAt! - aEndedAt!).toBeLessThan(1000);
   });
 });
+
+describe('big values', () => {
+  it('reach every follower, past the pub/sub output buffer limit (a large value is read, not pushed)', async () => {
+    const tight = await startRedis({
+      name: 'edges-big',
+      args: ['--client-output-buffer-limit', 'pubsub 1mb 512kb 1'],
+    });
+    cleanups.push(() => tight.stop());
+    const namespace = ns();
+    const leader = open({ redis: tight.url, namespace });
+    const followers = [1, 2, 3].map(() => open({ redis: tight.url, namespace }));
+    const big = { blob: 'x'.repeat(3 * 1024 * 1024) };
+    const started = gate();
+    const finish = gate();
+    const leading = leader.run('big', async () => {
+      started.open();
+      await finish.promise;
+      return big;
+    });
+    await started.promise;
+    const waiting = followers.map((f) => f.runDetailed('big', () => ({ blob: 'never' })));
+    const admin = tight.client();
+    cleanups.push(async () => admin.disconnect());
+    await waitFor(async () => Number((await admin.pubsub('NUMSUB', `${namespace}:{big}:done`))[1]) === 3, {
+      what: 'the followers to subscribe',
+    });
+    finish.open();
+    expect((await leading).blob.length).toBe(big.blob.length);
+    for (const result of await Promise.all(waiting)) {
+      expect(result.role).toBe('follower');
+      expect(result.value.blob.length).toBe(big.blob.length);
+    }
+    // No subscriber was cut off for its output buffer.
+    expect(Number((await admin.pubsub('NUMSUB', `${namespace}:control`))[1])).toBe(4);
+  });
+});

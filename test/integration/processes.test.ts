@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createOnce } from '../../src/index.js';
+import { CLIENT_KINDS } from '../helpers/clients.js';
 import { commandStats, diffStats, type RedisServer, startRedis } from '../helpers/redis-server.js';
 import { killAllWorkers, Worker } from '../helpers/worker.js';
 
@@ -13,7 +14,7 @@ afterAll(async () => {
   await redis.stop();
 });
 
-describe('many processes', () => {
+describe.each(CLIENT_KINDS)('many processes, each with %s', (client) => {
   it('runs fn once for 5 processes × 20 concurrent callers, and hands every caller the value', async () => {
     const namespace = `race-${randomUUID()}`;
     const workers = await Promise.all(
@@ -25,6 +26,7 @@ describe('many processes', () => {
           nodeId: `node-${i}`,
           callers: 20,
           fnMs: 300,
+          client,
         }),
       ),
     );
@@ -61,6 +63,7 @@ describe('many processes', () => {
       nodeId: 'fresh',
       callers: 10,
       fnMs: 0,
+      client,
     });
     worker.go();
     await worker.finished();
@@ -69,8 +72,9 @@ describe('many processes', () => {
     expect(worker.fnStarts()).toEqual([]);
     expect(worker.results().map((r) => r.role)).toEqual(Array(10).fill('cached'));
     expect(worker.results()[0]!.value).toEqual({ warmed: true });
-    // One read script for the key, shared by all ten callers; the only other command is the one-off
-    // subscription to resets. Connection set-up (INFO for the ready check) is not ours.
+    // One claim script for the key (it finds the key done), shared by all ten callers; the only other
+    // command is the one-off subscription to resets. Connection set-up (a client's own ready check,
+    // HELLO, CLIENT SETINFO) is not ours.
     expect((diff.get('evalsha') ?? 0) + (diff.get('eval') ?? 0)).toBe(1);
     for (const write of ['set', 'hset', 'publish', 'spublish', 'del', 'incr'])
       expect(diff.get(write) ?? 0).toBe(0);

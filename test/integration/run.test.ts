@@ -96,6 +96,42 @@ describe.each(CLIENT_KINDS)('with %s', (kind: ClientKind) => {
       expect([...diff.entries()]).toEqual([]);
     });
 
+    it('costs a leader 2 round trips (claim, complete) and a follower process 4 (claim, subscribe, claim, unsubscribe)', async () => {
+      const namespace = ns();
+      const a = await node(namespace);
+      const b = await node(namespace);
+      // Connections made, scripts loaded, resets listened for: what is left is the key's own traffic.
+      await a.run('warm-a', () => 1);
+      await b.run('warm-b', () => 1);
+      const before = await commandStats(admin);
+      const started = gate();
+      const finish = gate();
+      const leading = a.runDetailed('k', async () => {
+        started.open();
+        await finish.promise;
+        return 'v';
+      });
+      await started.promise;
+      const following = b.runDetailed('k', () => 'never');
+      await expect
+        .poll(async () => Number((await admin.pubsub('NUMSUB', `${namespace}:{k}:done`))[1]))
+        .toBe(1);
+      finish.open();
+      expect(await leading).toMatchObject({ role: 'leader', value: 'v' });
+      expect(await following).toMatchObject({ role: 'follower', value: 'v' });
+      await expect
+        .poll(async () => Number((await admin.pubsub('NUMSUB', `${namespace}:{k}:done`))[1]))
+        .toBe(0);
+      const diff = diffStats(before, await commandStats(admin));
+      diff.delete('info');
+      diff.delete('pubsub'); // our own PUBSUB NUMSUB
+      // Scripts by SHA: the leader's claim and complete, the follower's claim before and after it subscribed.
+      expect(diff.get('evalsha')).toBe(4);
+      expect(diff.get('eval') ?? 0).toBe(0);
+      expect(diff.get('subscribe')).toBe(1);
+      expect(diff.get('unsubscribe')).toBe(1);
+    });
+
     it('hands fn its context: key, rising fencing tokens, attempt, node id and a live signal', async () => {
       const namespace = ns();
       const once = await node(namespace, { nodeId: 'node-a' });

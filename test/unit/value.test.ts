@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { OnceError, OnceSerializationError } from '../../src/index.js';
-import { decodeValue, encodeValue } from '../../src/value.js';
+import { decodeValue, encodeValue, MAX_VALUE_BYTES } from '../../src/value.js';
 
 const KEY = 'migrate:v42';
 
@@ -159,5 +159,20 @@ describe('values that do not survive JSON', () => {
     expect(refusal({ a: { b: [0, 1, { c: Number.NaN }] }, z: 1n }).message).toMatch(
       /value\.a\.b\[2\]\.c is NaN/,
     );
+  });
+});
+
+describe('the size of a value', () => {
+  it('accepts a value up to MAX_VALUE_BYTES of JSON, and refuses a larger one, naming both sizes', () => {
+    const fits = 'x'.repeat(MAX_VALUE_BYTES - 2); // the quotes make it exactly the limit
+    expect(encodeValue(fits, KEY)?.length).toBe(MAX_VALUE_BYTES);
+    const error = refusal('x'.repeat(MAX_VALUE_BYTES - 1));
+    expect(error.message).toContain(`${MAX_VALUE_BYTES + 1} bytes`);
+    expect(error.message).toContain(`at most ${MAX_VALUE_BYTES}`);
+  });
+
+  it('counts bytes of UTF-8, not characters', () => {
+    const error = refusal('é'.repeat(MAX_VALUE_BYTES / 2));
+    expect(error.message).toMatch(/bytes as JSON/);
   });
 });
