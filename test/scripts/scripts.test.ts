@@ -183,7 +183,7 @@ function expectForeign(error: unknown, names: KeyNames, redisKey: string, detail
 describe('claim', () => {
   it('answers a claim sent again (a client resending it after a dropped connection) as it answered the first', async () => {
     const names = fresh();
-    await redis.hset(names.state, failedState({ attempts: '1' }));
+    await redis.hset(names.state, failedState({ attempts: 1 }));
     const first = await claimed(names);
     const stateAfter = await redis.hgetall(names.state);
     const again = await claim(driver, names, claimArgs());
