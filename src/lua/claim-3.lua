@@ -67,11 +67,11 @@ local attempts = tonumber(state.attempts or '0')
 if state.status and attempts >= maxAttempts then return {0, state.fields, -2, -1, fence} end
 
 -- Tokens are compared as numbers: they stay below 2^53, which Lua's doubles hold exactly.
+local time = redis.call('TIME')
 local token
 if proposed == '' then
   -- Flooring at the server clock keeps tokens rising even when a restart without persistence lost
   -- the counter.
-  local time = redis.call('TIME')
   token = math.max(tonumber(fence) + 1, tonumber(time[1]) * 1000000 + tonumber(time[2]))
   token = string.format('%.0f', token)
 else
@@ -79,7 +79,7 @@ else
   token = proposed
 end
 
-local startedAt = serverMs()
+local startedAt = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
 local attempt = tostring(attempts + 1)
 redis.call('SET', fenceKey, token)
 redis.call('SET', leaseKey, leaseValue, 'PX', leaseMs)

@@ -1176,6 +1176,12 @@ describe('a foreign value at one of our keys', () => {
     detail: 'a string without an expiry',
     plant: (n) => redis.set(n.lease, LEASE),
   };
+  // Someone else's string without an expiry, where the leader's own lease should be.
+  const leaseOthersForever: Foreign = {
+    at: 'lease',
+    detail: 'a string without an expiry',
+    plant: (n) => redis.set(n.lease, 'someone else'),
+  };
   const leaseHashForever: Foreign = {
     at: 'lease',
     detail: 'a hash without an expiry',
@@ -1220,19 +1226,19 @@ describe('a foreign value at one of our keys', () => {
       script: 'complete',
       setup: claimFirst,
       call: (names, token) => complete(driver, names, completeArgs(token)),
-      foreign: [stateString, stateList, leaseHash, leaseForever],
+      foreign: [stateString, stateList, leaseHash, leaseOthersForever],
     },
     {
       script: 'fail',
       setup: claimFirst,
       call: (names, token) => fail(driver, names, failArgs(token)),
-      foreign: [stateString, stateList, leaseHash, leaseForever],
+      foreign: [stateString, stateList, leaseHash, leaseOthersForever],
     },
     {
       script: 'abandon',
       setup: claimFirst,
       call: (names, token) => abandon(driver, names, { leaseValue: LEASE, token, sharded: false }),
-      foreign: [stateString, stateList, leaseHash, leaseForever],
+      foreign: [stateString, stateList, leaseHash, leaseOthersForever],
     },
     {
       script: 'reset',

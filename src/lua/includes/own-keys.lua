@@ -68,8 +68,13 @@ local function ownFence(fenceKey)
 end
 
 local function ownAttempt(stateKey, leaseKey, leaseValue, token, leaseMayBeFree)
-  local lease, refused = ownLease(leaseKey)
-  if not lease then return nil, refused end
+  -- GET alone when the lease is ours: our claim wrote it, with its TTL. Another's is checked for one.
+  local holder = redis.pcall('GET', leaseKey)
+  if type(holder) == 'table' then return refuse(2, leaseKey) end
+  if holder and holder ~= leaseValue and redis.call('PTTL', leaseKey) < 0 then
+    return refuse(2, leaseKey, 'a string without an expiry')
+  end
+  local lease = {holder = holder or false}
   if lease.holder ~= leaseValue and (lease.holder or not leaseMayBeFree or token == '') then
     return nil, {-1}
   end
