@@ -315,6 +315,70 @@ describe.each(CLIENT_KINDS)('with %s', (kind: ClientKind) => {
     });
   });
 
+  describe('wait', () => {
+    it('never runs anything: resolves once the key is done elsewhere, or at once when it was done before', async () => {
+      const namespace = ns();
+      const a = await node(namespace);
+      const b = await node(namespace);
+      // Idle: it waits (on pub/sub) until someone runs the key.
+      const waiting = b.wait<{ v: number }>('k');
+      const started = gate();
+      const finish = gate();
+      const run = a.run('k', async () => {
+        started.open();
+        await finish.promise;
+        return { v: 1 };
+      });
+      await started.promise;
+      finish.open();
+      expect(await run).toEqual({ v: 1 });
+      expect(await waiting).toEqual({ v: 1 });
+      // Done before: answered at once (from memory here), and from Redis in a fresh instance.
+      expect(await b.wait('k')).toEqual({ v: 1 });
+      expect(await (await node(namespace)).wait('k')).toEqual({ v: 1 });
+    });
+
+    it('rejects with OnceFailedError once the attempts are spent, by its instance’s maxAttempts', async () => {
+      const namespace = ns();
+      const a = await node(namespace, { maxAttempts: 1 });
+      await expect(
+        a.run('bad', () => {
+          throw new Error('nope');
+        }),
+      ).rejects.toThrow('nope');
+      const error = await (await node(namespace, { maxAttempts: 1 })).wait('bad').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OnceFailedError);
+      expect(error).toMatchObject({ lastErrorMessage: 'nope', attempts: 1 });
+      // With attempts left, it waits for a takeover rather than failing.
+      const patient = await node(namespace, { maxAttempts: 2 });
+      const outcome = await patient.wait('bad', { waitTimeoutMs: 200 }).catch((e: unknown) => e);
+      expect(outcome).toBeInstanceOf(OnceTimeoutError);
+    });
+
+    it('is bounded by its own timeout and signal, and joins a run of the same key in this process', async () => {
+      const namespace = ns();
+      const once = await node(namespace);
+      await expect(once.wait('idle', { waitTimeoutMs: 100 })).rejects.toBeInstanceOf(OnceTimeoutError);
+      const controller = new AbortController();
+      const aborted = once.wait('idle', { signal: controller.signal });
+      controller.abort();
+      await expect(aborted).rejects.toBeInstanceOf(OnceAbortError);
+      // A wait first, then a run of the same key here: the run takes the key, the wait gets its value.
+      const waiting = once.wait('joined');
+      expect(await once.runDetailed('joined', () => 'ran')).toMatchObject({ role: 'leader', value: 'ran' });
+      expect(await waiting).toBe('ran');
+      await expect(once.wait('', {})).rejects.toBeInstanceOf(OnceInputError);
+      await expect(once.wait('k', { waitTimeoutMs: 0 })).rejects.toThrow(/waitTimeoutMs/);
+      await expect(once.wait('k', { leaseMs: 5 } as never)).rejects.toThrow(/unknown option "leaseMs"/);
+    });
+
+    it('refuses wait(key) from inside the key’s own fn instead of waiting for itself', async () => {
+      const once = await node(ns());
+      const error = await once.run('self', () => once.wait('self')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OnceReentrantError);
+    });
+  });
+
   describe('bad input', () => {
     it('refuses bad keys, fns and durations with typed errors and leaves Redis untouched', async () => {
       const namespace = ns();
