@@ -42,6 +42,9 @@ export interface Landing {
   readonly expiresAt: number;
 }
 
+/** The pause before sending a complete again that Redis did not answer. */
+const COMPLETE_RETRY_MS = 20;
+
 /** Past a lease deadline before reading again, so the lease has surely expired in Redis. */
 const DEADLINE_SLACK_MS = 2;
 
@@ -362,6 +365,8 @@ export class Coordinator {
       } catch (error) {
         if (!(error instanceof RedisUnavailableError) || !lease.isValid()) throw error;
         debug('%s: complete not answered (%s); trying again', names.key, error.message);
+        // A refusal that comes at once (a closed connection) must not spin.
+        await new Promise((resolve) => setTimeout(resolve, COMPLETE_RETRY_MS).unref());
       }
     }
   }

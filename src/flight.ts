@@ -69,10 +69,11 @@ export class Flight {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
   private stopListeners: Array<() => void> = [];
+  /** Why the flight stopped: every caller left, it ended, or the instance closed. */
+  private stopReason: 'left' | 'ended' | 'closed' | undefined;
   private runnerListener: (() => void) | undefined;
   /** Callers with an fn (not `wait`), so joining stays O(1). */
   private withFn = 0;
-  private stopReason: unknown;
   /** The caller whose fn is running, while one is. */
   private runner: Caller | undefined;
   /** The memo epoch this flight observed from (`Memo.observe`), or -1. */
@@ -114,11 +115,6 @@ export class Flight {
   /** True once every caller left (or the instance closes): do nothing more that starts work. */
   get stopped(): boolean {
     return this.stopReason !== undefined;
-  }
-
-  /** Why the flight stopped (an error to throw), once it has. */
-  get reason(): unknown {
-    return this.stopReason;
   }
 
   /** Runs `listener` when the flight stops (at once if it has); returns the function that removes it. */
@@ -206,7 +202,7 @@ export class Flight {
     for (const caller of [...this.callers]) {
       if (caller !== this.runner) this.leave(caller, new OnceClosedError(this.key));
     }
-    this.stop(new OnceClosedError(this.key));
+    this.stop('closed');
   }
 
   private finish(): Caller[] {
@@ -216,7 +212,7 @@ export class Flight {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = Number.POSITIVE_INFINITY;
-    this.stop(new OnceClosedError(this.key));
+    this.stop('ended');
     return callers;
   }
 
@@ -242,11 +238,11 @@ export class Flight {
 
   private stopIfEmpty(): void {
     if (this.callers.length === 0 && this.runner === undefined) {
-      this.stop(new Error(`every caller of "${this.key}" stopped waiting`));
+      this.stop('left');
     }
   }
 
-  private stop(reason: unknown): void {
+  private stop(reason: 'left' | 'ended' | 'closed'): void {
     if (this.stopped) return;
     this.stopReason = reason;
     clearTimeout(this.timer);

@@ -142,7 +142,10 @@ export class IoredisDriver implements Driver {
    * queue, if any, holds our commands), unless `evenIfCallers` (we need a Cluster's slots).
    */
   private async ready(evenIfCallers = false): Promise<void> {
-    if ((!this.owned && !evenIfCallers) || this.client.status === 'ready') return;
+    if (this.client.status === 'ready') return;
+    // A caller's client without an offline queue would refuse a command sent before it is ready.
+    const queues = (this.client.options as { enableOfflineQueue?: boolean }).enableOfflineQueue !== false;
+    if (!this.owned && !evenIfCallers && queues) return;
     if (this.closed || this.client.status === 'end') {
       throw new RedisUnavailableError(`The connection to ${this.label} is closed.`);
     }
