@@ -24,7 +24,10 @@ interface Channel {
   confirmed: boolean;
   /** True once a gap was reported to the watchers, until `back`. */
   interrupted: boolean;
-  pending: Promise<void> | undefined;
+  /** True while the subscribe loop runs (one at a time). */
+  subscribing: boolean;
+  /** Listens waiting for the next confirmation (or the server's refusal). */
+  onConfirmed: Array<{ resolve: () => void; reject: (error: Error) => void }>;
   retries: number;
 }
 
@@ -36,15 +39,20 @@ interface Conn {
   upWaiters: Array<() => void>;
 }
 
+/** The longest a subscribe waits for its connection to come up before routing the channel again. */
+const UP_WAIT_MS = 1000;
+
 /**
  * The subscription layer: our own subscriber connections to one Redis (or one per Cluster master), the
  * channels on them, and their health. It is the one place that says a subscription is "back": only
  * once the server confirmed it again — after the connection dropped and reconnected, after a Cluster
  * slot moved (the server's unsolicited SUNSUBSCRIBE), or after a failover moved a slot to another
  * master. Watchers hear `gap` when a subscription is interrupted and `back` once it is confirmed, and
- * re-read the state only then: a read before the confirmation could miss a message sent in between.
+ * read the state again only then: a read before the confirmation could miss a message sent in between.
  *
- * A subscription that timed out, yet is confirmed later, is undone if nobody waits on it any more.
+ * Each channel has one subscribe loop at a time, which keeps trying — routing the channel afresh on a
+ * Cluster, where a failover may have moved its slot — while anyone watches it. A subscription that is
+ * confirmed after nobody waits on it any more is undone, unless a newer watch of the channel stands.
  */
 export class Subscriptions {
   private readonly channels = new Map<string, Channel>();
@@ -72,7 +80,8 @@ export class Subscriptions {
         conn: undefined,
         confirmed: false,
         interrupted: false,
-        pending: undefined,
+        subscribing: false,
+        onConfirmed: [],
         retries: 0,
       };
       this.channels.set(name, channel);
@@ -81,9 +90,11 @@ export class Subscriptions {
     current.watchers.add(watcher);
     const stop = () => this.unwatch(current, watcher);
     if (current.confirmed) return stop;
+    const confirmed = new Promise<void>((resolve, reject) => current.onConfirmed.push({ resolve, reject }));
+    this.subscribe(current, false);
     try {
       await withTimeout(
-        this.ensure(current),
+        confirmed,
         this.timeoutMs,
         () =>
           new RedisUnavailableError(
@@ -105,6 +116,10 @@ export class Subscriptions {
     await Promise.allSettled(conns.map((conn) => conn.connection.close()));
   }
 
+  private watched(channel: Channel): boolean {
+    return !this.closed && this.channels.get(channel.name) === channel;
+  }
+
   private unwatch(channel: Channel, watcher: ChannelWatcher): void {
     if (!channel.watchers.delete(watcher) || channel.watchers.size > 0) return;
     if (this.channels.get(channel.name) !== channel) return;
@@ -121,35 +136,61 @@ export class Subscriptions {
     if (conn.channels.size === 0 && this.driver.isCluster) this.retire(conn);
   }
 
-  /** Subscribes `channel` on the connection of its master (once at a time), and tells its watchers. */
-  private ensure(channel: Channel): Promise<void> {
-    channel.pending ??= (async () => {
-      const conn = await this.route(channel);
+  /**
+   * The channel's subscribe loop (one at a time): route it (afresh when asked, or after a failure on a
+   * Cluster), wait for its connection, subscribe, and tell the watchers once confirmed; on failure, try
+   * again after a backoff, for as long as it is watched.
+   */
+  private subscribe(channel: Channel, reroute: boolean): void {
+    if (channel.subscribing || !this.watched(channel)) return;
+    channel.subscribing = true;
+    const attempt = async () => {
+      const conn = await this.route(channel, reroute);
       await this.whenUp(conn);
       await conn.connection.subscribe([channel.name], channel.sharded);
-      if (this.channels.get(channel.name) !== channel) {
-        // Nobody waits on it any more (a timeout, or every watcher left meanwhile): undo it.
-        if (conn.up) conn.connection.unsubscribe([channel.name], channel.sharded).catch(() => {});
-        return;
-      }
-      channel.confirmed = true;
-      channel.retries = 0;
-      if (channel.interrupted) {
-        channel.interrupted = false;
-        debug('%s is back on %s', channel.name, conn.id);
-        for (const watcher of [...channel.watchers]) watcher.back();
-      }
-    })().finally(() => {
-      channel.pending = undefined;
-    });
-    return channel.pending;
+      return conn;
+    };
+    attempt().then(
+      (conn) => {
+        channel.subscribing = false;
+        if (!this.watched(channel)) {
+          // Confirmed after nobody waits on it any more: undo it, unless a newer watch stands.
+          if (conn.up && !this.channels.has(channel.name))
+            conn.connection.unsubscribe([channel.name], channel.sharded).catch(() => {});
+          return;
+        }
+        if (channel.conn !== conn) return this.subscribe(channel, false); // moved meanwhile
+        channel.confirmed = true;
+        channel.retries = 0;
+        for (const waiter of channel.onConfirmed.splice(0)) waiter.resolve();
+        if (channel.interrupted) {
+          channel.interrupted = false;
+          debug('%s is back on %s', channel.name, conn.id);
+          for (const watcher of [...channel.watchers]) watcher.back();
+        }
+      },
+      (error: unknown) => {
+        channel.subscribing = false;
+        if (!this.watched(channel) || channel.confirmed) return;
+        if (isRefusal(error)) {
+          // The server said no (an ACL without the channel, say): trying again would not change it.
+          const refusal = new RedisUnavailableError(
+            `Redis at ${channel.conn?.id ?? this.driver.label} refused subscribing to ${channel.name}: ${errorText(error)}`,
+            { cause: error },
+          );
+          for (const waiter of channel.onConfirmed.splice(0)) waiter.reject(refusal);
+          return;
+        }
+        const delay = Math.min(50 * 2 ** channel.retries++, 2000);
+        debug('subscribing to %s failed (%s); again in %d ms', channel.name, errorText(error), delay);
+        setTimeout(() => this.subscribe(channel, this.driver.isCluster), delay).unref();
+      },
+    );
   }
 
   /** The connection `channel` belongs on: its slot's master on a Cluster, else the one connection. */
-  private async route(channel: Channel, refresh = false): Promise<Conn> {
-    const address = this.driver.isCluster
-      ? await this.driver.masterOf(keySlot(channel.name), refresh)
-      : undefined;
+  private async route(channel: Channel, refresh: boolean): Promise<Conn> {
+    const address = this.driver.isCluster ? await this.driver.masterOf(keySlot(channel.name), refresh) : undefined;
     const conn = this.conn(address);
     const previous = channel.conn;
     if (previous !== conn) {
@@ -181,23 +222,24 @@ export class Subscriptions {
             conn.up = true;
             for (const wake of conn.upWaiters.splice(0)) wake();
             // Subscriptions are ours to make again: the client does not resubscribe for us.
-            for (const channel of [...conn.channels]) this.resubscribe(channel, false);
+            for (const channel of [...conn.channels]) if (!channel.confirmed) this.subscribe(channel, false);
           },
           down: (error) => {
             const wasUp = conn.up;
             conn.up = false;
             if (wasUp) debug('subscriber %s dropped: %s', id, error ? error.message : 'closed');
-            for (const channel of [...conn.channels]) this.interrupt(channel);
-            // On a Cluster the slot may have moved to another master (a failover): route again.
-            if (this.driver.isCluster)
-              for (const channel of [...conn.channels]) this.resubscribe(channel, true);
+            for (const channel of [...conn.channels]) {
+              this.interrupt(channel);
+              // On a Cluster the slot may have moved to another master (a failover): route again.
+              if (this.driver.isCluster) this.subscribe(channel, true);
+            }
           },
           dropped: (name) => {
             const channel = this.channels.get(name);
             if (channel?.conn !== conn) return;
             debug('%s was unsubscribed by %s (its slot moved)', name, id);
             this.interrupt(channel);
-            this.resubscribe(channel, true);
+            this.subscribe(channel, true);
           },
         },
         address,
@@ -214,24 +256,20 @@ export class Subscriptions {
     for (const watcher of [...channel.watchers]) watcher.gap();
   }
 
-  /** Makes `channel`'s subscription again (routing it afresh when asked), retrying while it is watched. */
-  private resubscribe(channel: Channel, reroute: boolean): void {
-    if (this.closed || this.channels.get(channel.name) !== channel) return;
-    const attempt = async () => {
-      if (reroute) await this.route(channel, true);
-      await this.ensure(channel);
-    };
-    attempt().catch((error: unknown) => {
-      if (this.closed || this.channels.get(channel.name) !== channel || channel.confirmed) return;
-      const delay = Math.min(50 * 2 ** channel.retries++, 2000);
-      debug('resubscribing %s failed (%s); again in %d ms', channel.name, errorText(error), delay);
-      setTimeout(() => this.resubscribe(channel, this.driver.isCluster), delay).unref();
-    });
-  }
-
+  /** Resolves once `conn` is up; rejects if it is not within a while (the loop then routes again). */
   private whenUp(conn: Conn): Promise<void> {
     if (conn.up) return Promise.resolve();
-    return new Promise((resolve) => conn.upWaiters.push(resolve));
+    return new Promise((resolve, reject) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        conn.upWaiters = conn.upWaiters.filter((w) => w !== wake);
+        reject(new RedisUnavailableError(`The subscriber connection to ${conn.id} is not up.`));
+      }, Math.min(this.timeoutMs, UP_WAIT_MS)).unref();
+      conn.upWaiters.push(wake);
+    });
   }
 
   /** A Cluster master's connection with no channels left: close it. */
@@ -240,6 +278,11 @@ export class Subscriptions {
     this.conns.delete(conn.id);
     conn.connection.close().catch(() => {});
   }
+}
+
+/** A reply the server gave (not a connection problem), that no retry would change. */
+function isRefusal(error: unknown): boolean {
+  return error instanceof Error && /^(NOPERM|ERR|NOAUTH|WRONGPASS|WRONGTYPE)\b/.test(error.message);
 }
 
 function errorText(error: unknown): string {
