@@ -190,7 +190,9 @@ export class Subscriptions {
 
   /** The connection `channel` belongs on: its slot's master on a Cluster, else the one connection. */
   private async route(channel: Channel, refresh: boolean): Promise<Conn> {
-    const address = this.driver.isCluster ? await this.driver.masterOf(keySlot(channel.name), refresh) : undefined;
+    const address = this.driver.isCluster
+      ? await this.driver.masterOf(keySlot(channel.name), refresh)
+      : undefined;
     const conn = this.conn(address);
     const previous = channel.conn;
     if (previous !== conn) {
@@ -264,10 +266,13 @@ export class Subscriptions {
         clearTimeout(timer);
         resolve();
       };
-      const timer = setTimeout(() => {
-        conn.upWaiters = conn.upWaiters.filter((w) => w !== wake);
-        reject(new RedisUnavailableError(`The subscriber connection to ${conn.id} is not up.`));
-      }, Math.min(this.timeoutMs, UP_WAIT_MS)).unref();
+      const timer = setTimeout(
+        () => {
+          conn.upWaiters = conn.upWaiters.filter((w) => w !== wake);
+          reject(new RedisUnavailableError(`The subscriber connection to ${conn.id} is not up.`));
+        },
+        Math.min(this.timeoutMs, UP_WAIT_MS),
+      ).unref();
       conn.upWaiters.push(wake);
     });
   }
