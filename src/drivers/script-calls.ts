@@ -1,12 +1,20 @@
 import type { LuaScript } from '../scripts.js';
 
 /**
- * EVALSHA with the NOSCRIPT fallback, for any client. On a fresh server every concurrent first call
- * gets NOSCRIPT at once; they then share one SCRIPT LOAD and send EVALSHA again (a Cluster, whose
- * script caches are per master, sends EVAL instead), so a cold start never resends a script per call.
+ * EVALSHA with the NOSCRIPT fallback, for any client, made cheap on a cold start (a deploy):
+ *
+ * - The first call of a script on a connection goes alone; calls made meanwhile wait for its answer
+ *   (one round trip, once per script per process) instead of all getting NOSCRIPT from a fresh server.
+ * - On NOSCRIPT, one SCRIPT LOAD serves every call waiting for it, then each sends EVALSHA again. So a
+ *   fresh server costs one probe and one load per script, not a resent script per call.
+ * - A Cluster's script caches are per master: there a NOSCRIPT is answered by sending EVAL, which
+ *   routes by key like EVALSHA does.
  */
 export class ScriptCalls {
-  private readonly loading = new Map<string, Promise<void>>();
+  /** Per script: known loaded, or the probe/load every call waits for. */
+  private readonly scripts = new Map<string, true | Promise<void>>();
+  /** SCRIPT LOADs in flight (a probe's answer is not one). */
+  private readonly loading = new Set<Promise<void>>();
 
   constructor(
     private readonly send: (args: readonly string[]) => Promise<unknown>,
@@ -14,32 +22,61 @@ export class ScriptCalls {
   ) {}
 
   async eval(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    const known = this.scripts.get(script.sha);
+    if (known === undefined && !this.perMasterCache) return this.probe(script, keys, args);
+    if (known !== undefined && known !== true) await known.catch(() => {});
+    return this.evalsha(script, keys, args);
+  }
+
+  private async evalsha(
+    script: LuaScript,
+    keys: readonly string[],
+    args: readonly string[],
+  ): Promise<unknown> {
     const tail = [String(script.numberOfKeys), ...keys, ...args];
     try {
       return await this.send(['EVALSHA', script.sha, ...tail]);
     } catch (error) {
       if (!isNoScript(error)) throw error;
       if (this.perMasterCache) return this.send(['EVAL', script.source, ...tail]);
+      // The server lost its scripts (restarted, or SCRIPT FLUSH): load once more for everyone.
       await this.load(script);
       return this.send(['EVALSHA', script.sha, ...tail]);
     }
   }
 
+  /** The first call of a script: EVALSHA alone; its answer tells every call made meanwhile. */
+  private probe(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    const first = this.evalsha(script, keys, args);
+    const settled = first.then(
+      () => {
+        this.scripts.set(script.sha, true);
+      },
+      () => {
+        // Loaded by now if the probe's NOSCRIPT made us load it; else the next call probes again.
+        if (this.scripts.get(script.sha) === settled) this.scripts.delete(script.sha);
+      },
+    );
+    this.scripts.set(script.sha, settled);
+    return first;
+  }
+
   private load(script: LuaScript): Promise<void> {
-    let pending = this.loading.get(script.sha);
-    if (!pending) {
-      pending = this.send(['SCRIPT', 'LOAD', script.source]).then(
-        () => {
-          this.loading.delete(script.sha);
-        },
-        (error: unknown) => {
-          this.loading.delete(script.sha);
-          throw error;
-        },
-      );
-      this.loading.set(script.sha, pending);
-    }
-    return pending;
+    const current = this.scripts.get(script.sha);
+    if (current !== undefined && current !== true && this.loading.has(current)) return current;
+    const loading = this.send(['SCRIPT', 'LOAD', script.source]).then(() => {
+      this.scripts.set(script.sha, true);
+    });
+    this.loading.add(loading);
+    void loading.then(
+      () => this.loading.delete(loading),
+      () => {
+        this.loading.delete(loading);
+        if (this.scripts.get(script.sha) === loading) this.scripts.delete(script.sha);
+      },
+    );
+    this.scripts.set(script.sha, loading);
+    return loading;
   }
 }
 
