@@ -17,7 +17,7 @@ import { leadFrame } from './reentry.js';
 import { decodeMessage, type Snapshot, type StoredState } from './state.js';
 import type { Claim, Store } from './store/store.js';
 import type { Subscriptions } from './subscriber.js';
-import { decodeValue, encodeValue } from './value.js';
+import { decodeStoredValue, encodeValue } from './value.js';
 
 const debug = createDebug('redis-once:coordinator');
 
@@ -118,7 +118,12 @@ export class Coordinator {
         }
         const decision: Decision = decide(snapshot, settings?.maxAttempts ?? this.deps.maxAttempts);
         if (decision.kind === 'done') {
-          return landing(snapshot.state, waited ? 'elsewhere' : 'before', expiry(sentAt, snapshot.statePttl));
+          return landing(
+            names,
+            snapshot.state,
+            waited ? 'elsewhere' : 'before',
+            expiry(sentAt, snapshot.statePttl),
+          );
         }
         if (decision.kind === 'failed') {
           throw new OnceFailedError({
@@ -155,7 +160,12 @@ export class Coordinator {
           // One master: its message is the state itself. A quorum reads again, to count a majority.
           const message = decodeMessage(wake.text);
           if (message?.state.status === 'done' && !message.valueOmitted) {
-            return landing(message.state, 'elsewhere', expiry(lastReadAt, message.state.doneTtlMs ?? -1));
+            return landing(
+              names,
+              message.state,
+              'elsewhere',
+              expiry(lastReadAt, message.state.doneTtlMs ?? -1),
+            );
           }
         }
         debug('%s: woke on %s; reading again', names.key, wake.kind);
@@ -337,7 +347,7 @@ export class Coordinator {
         outcome: undefined,
         doneTtlMs: settings.doneTtlMs,
       };
-      return landing(state, 'here', expiry(completeAt, settings.doneTtlMs ?? -1));
+      return landing(names, state, 'here', expiry(completeAt, settings.doneTtlMs ?? -1));
     } catch (error) {
       lease.stop();
       flight.endRun(error);
@@ -390,9 +400,13 @@ export class Coordinator {
   }
 }
 
-function landing(state: StoredState, by: Landing['by'], expiresAt: number): Landing {
+function landing(names: KeyNames, state: StoredState, by: Landing['by'], expiresAt: number): Landing {
   return {
-    done: { value: decodeValue(state.valueJson), fencingToken: state.token, attempt: state.attempts },
+    done: {
+      value: decodeStoredValue(state.valueJson, names.key, names.state),
+      fencingToken: state.token,
+      attempt: state.attempts,
+    },
     by,
     expiresAt,
   };

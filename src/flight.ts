@@ -78,11 +78,6 @@ export class Flight {
   private runner: Caller | undefined;
   /** The memo epoch this flight observed from (`Memo.observe`), or -1. */
   observedAt = -1;
-  /** A reset of the key was announced: whatever this flight learns may predate it; do not remember it. */
-  forgetObservation(): void {
-    this.observedAt = -1;
-  }
-
   /** While fn runs: the name of the async frame it runs in, for re-entry detection. */
   leadFrame: string | undefined;
 

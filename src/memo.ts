@@ -18,7 +18,7 @@ import type { Flight } from './flight.js';
 export class Memo<V> {
   private readonly flights = new Map<string, Flight>();
   private readonly done = new Map<string, { value: V; expiresAt: number }>();
-  /** Rises each time the control channel drops; a flight is remembered only within one epoch. */
+  /** Rises each time the control channel drops or a reset is announced; a flight is remembered only within one epoch. */
   private epoch = 0;
   private listening = false;
 
@@ -79,10 +79,14 @@ export class Memo<V> {
     }
   }
 
-  /** A reset of `key` was announced: forget its value, and let its flight in progress remember none. */
+  /**
+   * A reset of `key` was announced: forget its value, and let no flight in progress remember what it
+   * learned before — the key's own, or one every caller left that may still land (resets are rare, so
+   * every flight in progress pays with one read, rather than memory risking a stale value).
+   */
   forget(key: string): void {
     this.done.delete(key);
-    this.flights.get(key)?.forgetObservation();
+    this.epoch++;
   }
 
   /** The control channel dropped: resets may go unheard, so forget everything until `regain()`. */

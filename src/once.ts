@@ -31,7 +31,7 @@ import { isInside } from './reentry.js';
 import { SingleStore } from './store/single.js';
 import type { Store } from './store/store.js';
 import { Subscriptions } from './subscriber.js';
-import { decodeValue } from './value.js';
+import { decodeStoredValue } from './value.js';
 
 const debug = createDebug('redis-once:once');
 
@@ -183,7 +183,8 @@ class OnceInstance implements Once {
   async status(key: string): Promise<OnceStatus> {
     checkKey(key);
     this.assertOpen(key);
-    const snapshot = await this.store.read(keyNames(this.options.namespace, key));
+    const names = keyNames(this.options.namespace, key);
+    const snapshot = await this.store.read(names);
     const { state } = snapshot;
     const phase = phaseOf(snapshot);
     const status: OnceStatus = {
@@ -195,7 +196,7 @@ class OnceInstance implements Once {
     if (state.token > 0) status.fencingToken = state.token;
     if (state.startedAt !== undefined) status.startedAt = state.startedAt;
     if (state.finishedAt !== undefined) status.finishedAt = state.finishedAt;
-    if (phase.kind === 'done') status.value = decodeValue(state.valueJson);
+    if (phase.kind === 'done') status.value = decodeStoredValue(state.valueJson, key, names.state);
     const error = lastError(snapshot);
     if (error) status.error = error;
     return status;

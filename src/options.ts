@@ -63,7 +63,7 @@ export interface OnceOptions {
    */
   memoMaxKeys?: number;
   /**
-   * For replicated setups (Sentinel, Cluster with replicas): after `begin` and after `complete`, wait
+   * For replicated setups (Sentinel, Cluster with replicas): after a claim and after `complete`, wait
    * (Redis WAIT) until this many replicas acknowledged the write, at most `timeoutMs`. It narrows the
    * window in which a failover could lose the lease or the done state; it does not close it, and an
    * acknowledgement that does not come in time is logged (`DEBUG=redis-once:*`), not an error.
@@ -310,11 +310,12 @@ function checkNodeId(nodeId: unknown): string {
   return nodeId;
 }
 
-function duration(name: string, value: unknown, fallback: number): number {
+/** A duration a timer waits on: at most what setTimeout can wait. */
+function duration(name: string, value: unknown, fallback: number, max = MAX_TIMER_MS): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > MAX_TIMER_MS) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > max) {
     throw new OnceInputError(
-      `${name} must be a positive integer of milliseconds (at most ${MAX_TIMER_MS}), got ${describe(value)}.`,
+      `${name} must be a positive integer of milliseconds (at most ${max}), got ${describe(value)}.`,
     );
   }
   return value;
@@ -330,8 +331,9 @@ function leaseDuration(name: string, value: unknown, fallback: number): number {
   return ms;
 }
 
+/** The done TTL: no timer waits on it (Redis expires the state; memory compares instants). */
 function optionalDuration(name: string, value: unknown): number | undefined {
-  return value === undefined ? undefined : duration(name, value, 0);
+  return value === undefined ? undefined : duration(name, value, 0, Number.MAX_SAFE_INTEGER);
 }
 
 function count(name: string, value: unknown, fallback: number, min: number): number {

@@ -1,5 +1,6 @@
 import createDebug from 'debug';
 import type { Driver, NodeAddress, SubscriberConnection } from './drivers/driver.js';
+import { safeCause } from './drivers/errors.js';
 import { RedisUnavailableError } from './errors.js';
 import { keySlot } from './slot.js';
 import { withTimeout } from './timeout.js';
@@ -176,7 +177,7 @@ export class Subscriptions {
           // The server said no (an ACL without the channel, say): trying again would not change it.
           const refusal = new RedisUnavailableError(
             `Redis at ${channel.conn?.id ?? this.driver.label} refused subscribing to ${channel.name}: ${errorText(error)}`,
-            { cause: error },
+            { cause: safeCause(error) },
           );
           for (const waiter of channel.onConfirmed.splice(0)) waiter.reject(refusal);
           return;

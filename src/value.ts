@@ -1,4 +1,4 @@
-import { OnceSerializationError } from './errors.js';
+import { OnceForeignValueError, OnceSerializationError } from './errors.js';
 
 /**
  * fn's value travels to every waiter as JSON, so only values that survive JSON unchanged are accepted:
@@ -40,6 +40,22 @@ export const MAX_VALUE_BYTES = 32 * 1024 * 1024;
 /** The value stored as JSON text; undefined when fn returned undefined. */
 export function decodeValue<T>(json: string | undefined): T {
   return (json === undefined ? undefined : JSON.parse(json)) as T;
+}
+
+/**
+ * The value of a done state read from Redis: JSON we wrote, or a foreign value at the state key (a
+ * typed error naming it, never a SyntaxError).
+ */
+export function decodeStoredValue(json: string | undefined, key: string, stateKey: string): unknown {
+  try {
+    return decodeValue(json);
+  } catch {
+    throw new OnceForeignValueError({
+      key,
+      redisKey: stateKey,
+      detail: 'a done state whose value is not JSON',
+    });
+  }
 }
 
 function findProblem(value: unknown, path: string, ancestors: Set<object>): string | undefined {

@@ -16,7 +16,7 @@ export async function bounded<T>(
       const last = options.lastError?.();
       return new RedisUnavailableError(
         `Redis at ${label} did not answer ${what} within ${timeoutMs} ms (redisTimeoutMs)${last ? `: ${last.message}` : ''}.`,
-        { cause: last },
+        { cause: last && safeCause(last) },
       );
     });
   } catch (error) {
@@ -34,5 +34,17 @@ export function translate(error: unknown, label: string, what: string): Error {
       detail: 'a value of another type',
     });
   }
-  return new RedisUnavailableError(`Redis at ${label} failed ${what}: ${message}`, { cause: error });
+  return new RedisUnavailableError(`Redis at ${label} failed ${what}: ${message}`, {
+    cause: safeCause(error),
+  });
+}
+
+/**
+ * A client's error, as a cause we can hand on: its name and message only. Clients attach more (ioredis
+ * puts the failed command on the error — for HELLO or AUTH, the password among its arguments).
+ */
+export function safeCause(error: unknown): Error {
+  const copy = new Error(error instanceof Error ? error.message : String(error));
+  copy.name = error instanceof Error ? error.name : 'Error';
+  return copy;
 }

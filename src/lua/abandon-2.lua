@@ -31,7 +31,7 @@ local sharded = ARGV[4] == '1'
 local attempt, refused = ownAttempt(stateKey, leaseKey, leaseValue, token, true)
 if not attempt then return refused end
 
-local previous = cjson.decode(redis.call('HGET', stateKey, 'prev') or '{}')
+local previous = decodePrev(redis.call('HGET', stateKey, 'prev'))
 redis.call('DEL', stateKey)
 if #previous > 0 then redis.call('HSET', stateKey, unpack(previous)) end
 if attempt.holder then redis.call('DEL', leaseKey) end

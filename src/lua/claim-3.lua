@@ -52,7 +52,7 @@ if not pttl then return refused end
 if pttl > 0 then
   if state.status == 'running' and redis.pcall('GET', leaseKey) == leaseValue then
     -- Our own claim, sent again: the same answer.
-    local replaced = cjson.decode(redis.call('HGET', stateKey, 'prev') or '{}')
+    local replaced = decodePrev(redis.call('HGET', stateKey, 'prev'))
     local rf = {}
     for i = 1, #state.fields, 2 do rf[state.fields[i]] = state.fields[i + 1] end
     return {1, rf.token, rf.attempts, rf.startedAt, withoutFields(replaced, {prev = true}), '0'}
@@ -85,5 +85,5 @@ redis.call('SET', fenceKey, token)
 redis.call('SET', leaseKey, leaseValue, 'PX', leaseMs)
 redis.call('DEL', stateKey)
 redis.call('HSET', stateKey, 'status', 'running', 'token', token, 'owner', owner, 'attempts', attempt,
-  'startedAt', startedAt, 'prev', cjson.encode(state.fields))
+  'startedAt', startedAt, 'prev', encodePrev(state.fields))
 return {1, token, attempt, startedAt, withoutFields(state.fields, {prev = true}), fence}

@@ -44,7 +44,8 @@ export class SingleStore implements Store {
       throw error;
     }
     if (reply.kind === 'stale') throw new Error('redis-once: the claim script refused a token it issued');
-    if (reply.kind === 'claimed') await this.acknowledge(names, 'the claim');
+    // Waiting for replicas spends the lease's own time: never more than a fifth of it.
+    if (reply.kind === 'claimed') await this.acknowledge(names, 'the claim', Math.floor(args.leaseMs / 5));
     return reply;
   }
 
@@ -112,9 +113,14 @@ export class SingleStore implements Store {
   }
 
   /** With `replicaAck`: waits (bounded) for replicas to hold what we just wrote. Never throws. */
-  private async acknowledge(names: KeyNames, what: string): Promise<void> {
+  private async acknowledge(
+    names: KeyNames,
+    what: string,
+    atMostMs = Number.POSITIVE_INFINITY,
+  ): Promise<void> {
     if (!this.replicaAck) return;
-    const { replicas, timeoutMs } = this.replicaAck;
+    const { replicas } = this.replicaAck;
+    const timeoutMs = Math.max(1, Math.min(this.replicaAck.timeoutMs, atMostMs));
     const acked = await this.driver.waitForReplicas(names.state, replicas, timeoutMs).catch(() => 0);
     if (acked < replicas) debug('%s: %d of %d replica(s) acknowledged %s', names.key, acked, replicas, what);
   }

@@ -415,11 +415,7 @@ describe('Flight: close()', () => {
 });
 
 describe('Flight: observation', () => {
-  it('starts unobserved, and forgets an observation when a reset is announced', () => {
-    const flight = new Flight(KEY);
-    expect(flight.observedAt).toBe(-1);
-    flight.observedAt = 4;
-    flight.forgetObservation();
-    expect(flight.observedAt).toBe(-1);
+  it('starts unobserved', () => {
+    expect(new Flight(KEY).observedAt).toBe(-1);
   });
 });

@@ -18,6 +18,9 @@
       attempt: reset, taken over, or already finished). token '' (unknown: a claim whose reply never
       came) accepts the running attempt whose lease holds `leaseValue`, and only while it does
   withoutFields(flat, drop) → flat with the fields named in the set `drop` left out
+  encodePrev(flat) → the JSON kept in a running state's `prev`: the replaced state, whose own `prev`
+      is nested as JSON structure, not as an escaped string (so a chain of takeovers grows linearly)
+  decodePrev(json) → the flat fields to put back, each a string (a nested `prev` encoded again)
   publishState(channel, sharded, flat) → publishes cjson(flat) with SPUBLISH (sharded) or PUBLISH
   serverMs() → the server clock (TIME) in epoch milliseconds, as a string
 ]]
@@ -94,6 +97,23 @@ local function withoutFields(flat, drop)
     end
   end
   return kept
+end
+
+local function encodePrev(flat)
+  local copy = {}
+  for i = 1, #flat, 2 do
+    copy[i] = flat[i]
+    copy[i + 1] = flat[i] == 'prev' and cjson.decode(flat[i + 1]) or flat[i + 1]
+  end
+  return cjson.encode(copy)
+end
+
+local function decodePrev(json)
+  local flat = cjson.decode(json or '{}')
+  for i = 2, #flat, 2 do
+    if type(flat[i]) == 'table' then flat[i] = cjson.encode(flat[i]) end
+  end
+  return flat
 end
 
 local function publishState(channel, sharded, flat)
