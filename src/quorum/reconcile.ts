@@ -40,7 +40,8 @@ export function reconcile(answers: readonly Snapshot[], majority: number): Recon
       .map((a) => (a.statePttl < 0 ? Number.POSITIVE_INFINITY : a.statePttl))
       .sort((a, b) => b - a);
     const kept = ttls[majority - 1]!;
-    return { snapshot: view(answer.state, kept === Number.POSITIVE_INFINITY ? -1 : kept), repair: undefined };
+    const state = { ...answer.state, attempts: commonest(holding.map((a) => a.state.attempts)) };
+    return { snapshot: view(state, kept === Number.POSITIVE_INFINITY ? -1 : kept), repair: undefined };
   }
 
   const newest = Math.max(0, ...answers.map((a) => (a.state.status === 'idle' ? 0 : a.state.token)));
@@ -54,7 +55,7 @@ export function reconcile(answers: readonly Snapshot[], majority: number): Recon
 
   // 3. The newest attempt, at its most advanced.
   const best = holders.reduce((a, b) => (rank(b.state) > rank(a.state) ? b : a));
-  const attempts = Math.max(...holders.map((a) => a.state.attempts));
+  const attempts = commonest(holders.map((a) => a.state.attempts));
   if (best.state.status !== 'done') {
     return { snapshot: view({ ...best.state, attempts }, best.statePttl), repair: undefined };
   }
@@ -69,6 +70,21 @@ export function reconcile(answers: readonly Snapshot[], majority: number): Recon
     snapshot: view({ ...best.state, status: 'running', valueJson: undefined }, -1),
     repair: { from: answers.indexOf(best), to },
   };
+}
+
+/**
+ * The attempts most masters count (the highest among equals): a master that missed a reset, or an
+ * attempt, counts differently from the rest.
+ */
+function commonest(counts: number[]): number {
+  const seen = new Map<number, number>();
+  for (const n of counts) seen.set(n, (seen.get(n) ?? 0) + 1);
+  let best = counts[0] ?? 0;
+  for (const [n, times] of seen) {
+    const bestTimes = seen.get(best) ?? 0;
+    if (times > bestTimes || (times === bestTimes && n > best)) best = n;
+  }
+  return best;
 }
 
 function rank(state: StoredState): number {

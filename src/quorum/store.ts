@@ -1,4 +1,5 @@
 import createDebug from 'debug';
+import { decide } from '../decide.js';
 import type { Driver } from '../drivers/driver.js';
 import { OnceForeignValueError, RedisUnavailableError } from '../errors.js';
 import type { KeyNames } from '../keys.js';
@@ -94,11 +95,9 @@ export class QuorumStore implements Store {
         }
         return reply;
       },
-      // Taken by a majority; or not takeable, by refusals that agree (else wait for every master).
-      (all) =>
-        count(all, (r) => r.kind === 'claimed') >= this.majority ||
-        (count(all, (r) => r.kind !== 'claimed') > this.drivers.length - this.majority &&
-          this.conclusive(all.flatMap((r) => asSnapshot(r) ?? []))),
+      // The answers, taken as the key before the claim, agree (else wait for every master): a majority
+      // that took the claim is not enough, since a master may hold a reset or a done the others lack.
+      (all) => this.conclusive(all.flatMap((r) => asSnapshot(r) ?? [])),
     );
     let replies: ClaimReply[];
     try {
@@ -109,27 +108,31 @@ export class QuorumStore implements Store {
       await Promise.all([...took.keys()].map(giveBack));
       throw error;
     }
-    if (took.size >= this.majority) {
-      const takes = [...took.values()];
-      // Masters may count attempts differently (one lagged): the attempt is the highest count.
-      const newest = takes.reduce((a, b) => (b.replaced.token > a.replaced.token ? b : a));
+    // The key as each master had it: a refusal's snapshot, or what a claim replaced. (A stale reply
+    // read no state: its counter is ahead of our proposal, and we propose again.)
+    const answers = replies.flatMap((reply, i) => {
+      const snapshot = asSnapshot(reply);
+      return snapshot ? [{ driver: repliedBy[i]!, snapshot }] : [];
+    });
+    // Lead only where the reconciled key says so: a reset a master missed counts for nothing, and a done
+    // that read-repair would restore is done.
+    const { snapshot: before, repair } = reconcile(
+      answers.map((a) => a.snapshot),
+      this.majority,
+    );
+    const decision = decide(before, args.maxAttempts);
+    if (took.size >= this.majority && !repair && decision.kind === 'lead') {
       return {
         kind: 'claimed',
         token,
-        attempt: Math.max(...takes.map((t) => t.attempt)),
-        startedAt: Math.min(...takes.map((t) => t.startedAt)),
-        replaced: newest.replaced,
+        attempt: decision.attempt,
+        startedAt: Math.min(...[...took.values()].map((t) => t.startedAt)),
+        replaced: before.state,
       };
     }
     gaveUp = true;
     // Given back before we look again, so our own claim is not what the next look finds.
     await Promise.all([...took.keys()].map(giveBack));
-    // The key as each master had it: a refusal's snapshot, or what a claim we give back replaced. (A
-    // stale reply read no state: its counter is ahead of our proposal, and we propose again.)
-    const answers = replies.flatMap((reply, i) => {
-      const snapshot = asSnapshot(reply);
-      return snapshot ? [{ driver: repliedBy[i]!, snapshot }] : [];
-    });
     const refused: Claim = {
       kind: 'refused',
       snapshot: answers.length > 0 ? await this.view(names, answers) : heldByNobody(),
