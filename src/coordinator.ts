@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { OnceContext } from './context.js';
-import { type Decision, decide, previousAttempt } from './decide.js';
+import { type Decision, decide, lastError, phaseOf, previousAttempt } from './decide.js';
 import {
+  type ErrorSummary,
   LeaseLostError,
   OnceClosedError,
   OnceFailedError,
@@ -107,6 +108,8 @@ export class Coordinator {
             maxAttempts: settings.maxAttempts,
           });
           if (claim.kind === 'claimed') {
+            // The attempts before this one are spent for callers who allow no more.
+            this.failSpent(flight, names, { state: claim.replaced, leasePttl: -2, statePttl: -1, fence: 0 });
             const landing = await this.lead(flight, names, claim, leaseValue, settings, sentAt);
             if (landing) return landing;
             waited = true;
@@ -116,7 +119,8 @@ export class Coordinator {
         } else {
           snapshot = await store.read(names);
         }
-        const decision: Decision = decide(snapshot, settings?.maxAttempts ?? this.deps.maxAttempts);
+        // Each caller judges "attempts spent" by its own maxAttempts: the flight by the most any allows.
+        const decision: Decision = decide(snapshot, flight.maxAttempts() || this.deps.maxAttempts);
         if (decision.kind === 'done') {
           return landing(
             names,
@@ -125,14 +129,8 @@ export class Coordinator {
             expiry(sentAt, snapshot.statePttl),
           );
         }
-        if (decision.kind === 'failed') {
-          throw new OnceFailedError({
-            key: names.key,
-            attempts: decision.attempts,
-            lastErrorName: decision.last.name,
-            lastErrorMessage: decision.last.message,
-          });
-        }
+        if (decision.kind === 'failed') throw failedError(names.key, decision.attempts, decision.last);
+        this.failSpent(flight, names, snapshot);
         lastReadAt = sentAt;
         waited = true;
         if (!watch) {
@@ -216,6 +214,14 @@ export class Coordinator {
         });
       }),
     );
+  }
+
+  /** Callers whose own maxAttempts the key's ended attempts reach fail now; the others stay. */
+  private failSpent(flight: Flight, names: KeyNames, snapshot: Snapshot): void {
+    const phase = phaseOf(snapshot).kind;
+    if (phase !== 'failed' && phase !== 'crashed') return;
+    const { attempts } = snapshot.state;
+    flight.failSpent(attempts, () => failedError(names.key, attempts, lastError(snapshot)!));
   }
 
   /** When a waiting flight reads again if no message comes first. */
@@ -398,6 +404,10 @@ export class Coordinator {
       debug('%s: could not record the failure: %s', names.key, errorText(recordError));
     }
   }
+}
+
+function failedError(key: string, attempts: number, last: ErrorSummary): OnceFailedError {
+  return new OnceFailedError({ key, attempts, lastErrorName: last.name, lastErrorMessage: last.message });
 }
 
 function landing(names: KeyNames, state: StoredState, by: Landing['by'], expiresAt: number): Landing {

@@ -129,10 +129,38 @@ export class Flight {
     this.runnerListener = listener;
   }
 
-  /** The settings of the caller whose fn would run next; undefined when only `wait` callers remain. */
+  /**
+   * The settings of the caller whose fn would run next, with the most attempts any caller with an fn
+   * allows (the key is taken over while one of them may); undefined when only `wait` callers remain.
+   */
   nextRunner(): CallSettings | undefined {
     if (this.withFn === 0) return undefined;
-    return this.callers.find((c) => c.fn !== undefined)?.settings;
+    let first: Caller | undefined;
+    let maxAttempts = 0;
+    for (const caller of this.callers) {
+      if (caller.fn === undefined) continue;
+      first ??= caller;
+      maxAttempts = Math.max(maxAttempts, caller.settings.maxAttempts);
+    }
+    return first && { ...first.settings, maxAttempts };
+  }
+
+  /** The most attempts any caller allows (`wait` callers by their instance's maxAttempts). */
+  maxAttempts(): number {
+    let most = 0;
+    for (const caller of this.callers) most = Math.max(most, caller.settings.maxAttempts);
+    return most;
+  }
+
+  /**
+   * `attempts` ended without the value: each caller whose own maxAttempts they reach fails fast with
+   * `error()` (its decision is its own); the others stay, to take over or to wait.
+   */
+  failSpent(attempts: number, error: () => unknown): void {
+    const spent = this.callers.filter((c) => c !== this.runner && c.settings.maxAttempts <= attempts);
+    if (spent.length === 0) return;
+    let reason: unknown;
+    for (const caller of spent) this.leave(caller, (reason ??= error()));
   }
 
   /**

@@ -341,14 +341,34 @@ describe('Flight: the caller whose fn runs', () => {
     expect(flight.stopped).toBe(true);
   });
 
-  it('tells the settings of the first caller with an fn, and nothing for wait callers only', () => {
+  it('tells the settings of the first caller with an fn, with the most attempts one of them allows', () => {
     const flight = new Flight(KEY);
-    join(flight, { fn: undefined, settings: { ...SETTINGS, leaseMs: 111 } });
+    join(flight, { fn: undefined, settings: { ...SETTINGS, leaseMs: 111, maxAttempts: 9 } });
     expect(flight.nextRunner()).toBeUndefined();
     const first = { leaseMs: 5000, maxAttempts: 1, doneTtlMs: 60_000 };
     join(flight, { settings: first });
-    join(flight, { settings: { ...SETTINGS, leaseMs: 7000 } });
-    expect(flight.nextRunner()).toBe(first);
+    join(flight, { settings: { ...SETTINGS, leaseMs: 7000, maxAttempts: 4 } });
+    // A wait caller's 9 does not count: only a caller with an fn can take the key over.
+    expect(flight.nextRunner()).toEqual({ ...first, maxAttempts: 4 });
+    expect(flight.maxAttempts()).toBe(9);
+  });
+
+  it('fails fast only the callers whose own maxAttempts the ended attempts reach', async () => {
+    const flight = new Flight(KEY);
+    const one = join(flight, { settings: { ...SETTINGS, maxAttempts: 1 } });
+    const three = join(flight, { settings: { ...SETTINGS, maxAttempts: 3 } });
+    const waiting = join(flight, { fn: undefined, settings: { ...SETTINGS, maxAttempts: 2 } });
+    const error = new Error('spent');
+    flight.failSpent(1, () => error);
+    await flush();
+    expect(rejection(one)).toBe(error);
+    expect(three.outcome().state).toBe('pending');
+    expect(waiting.outcome().state).toBe('pending');
+    flight.failSpent(2, () => error);
+    await flush();
+    expect(rejection(waiting)).toBe(error);
+    expect(three.outcome().state).toBe('pending');
+    expect(flight.stopped).toBe(false);
   });
 
   it('calls onRunnerJoined when a caller with an fn joins a flight of wait callers, once', async () => {
