@@ -34,14 +34,20 @@ interface Channel {
 
 interface Conn {
   readonly id: string;
+  readonly address: NodeAddress | undefined;
   readonly connection: SubscriberConnection;
   readonly channels: Set<Channel>;
   up: boolean;
   upWaiters: Array<() => void>;
+  /** performance.now() when the server was last heard on this connection. */
+  heardAt: number;
+  health: NodeJS.Timeout | undefined;
 }
 
 /** The longest a subscribe waits for its connection to come up before routing the channel again. */
 const UP_WAIT_MS = 1000;
+/** A subscriber connection silent this long is asked for a PING (at least; redisTimeoutMs if longer). */
+const HEALTH_MS = 1000;
 
 /**
  * The subscription layer: our own subscriber connections to one Redis (or one per Cluster master), the
@@ -50,6 +56,10 @@ const UP_WAIT_MS = 1000;
  * slot moved (the server's unsolicited SUNSUBSCRIBE), or after a failover moved a slot to another
  * master. Watchers hear `gap` when a subscription is interrupted and `back` once it is confirmed, and
  * read the state again only then: a read before the confirmation could miss a message sent in between.
+ *
+ * A connection that goes silent (half-open: a NAT or a load balancer dropped it without a reset) is
+ * found by a PING when nothing was heard on it for a while, and replaced: its channels have a gap,
+ * and are subscribed again on a new connection.
  *
  * Each channel has one subscribe loop at a time, which keeps trying — routing the channel afresh on a
  * Cluster, where a failover may have moved its slot — while anyone watches it. A subscription that is
@@ -114,6 +124,7 @@ export class Subscriptions {
     this.channels.clear();
     const conns = [...this.conns.values()];
     this.conns.clear();
+    for (const conn of conns) clearInterval(conn.health);
     await Promise.allSettled(conns.map((conn) => conn.connection.close()));
   }
 
@@ -148,6 +159,7 @@ export class Subscriptions {
     const attempt = async () => {
       const conn = await this.route(channel, reroute);
       await this.whenUp(conn);
+      // Not bounded here: a connection found silent is replaced, and its pending commands rejected.
       await conn.connection.subscribe([channel.name], channel.sharded);
       return conn;
     };
@@ -212,17 +224,22 @@ export class Subscriptions {
     if (this.closed) throw new RedisUnavailableError('This Once instance is closed.');
     const conn: Conn = {
       id,
+      address,
       channels: new Set(),
       up: false,
       upWaiters: [],
+      heardAt: performance.now(),
+      health: undefined,
       connection: this.driver.openSubscriber(
         {
           message: (name, text) => {
+            conn.heardAt = performance.now();
             const channel = this.channels.get(name);
             if (channel?.conn === conn) for (const watcher of [...channel.watchers]) watcher.message(text);
           },
           up: () => {
             conn.up = true;
+            conn.heardAt = performance.now();
             for (const wake of conn.upWaiters.splice(0)) wake();
             // Subscriptions are ours to make again: the client does not resubscribe for us.
             for (const channel of [...conn.channels]) if (!channel.confirmed) this.subscribe(channel, false);
@@ -249,7 +266,36 @@ export class Subscriptions {
       ),
     };
     this.conns.set(id, conn);
+    const healthMs = Math.max(HEALTH_MS, this.timeoutMs);
+    conn.health = setInterval(() => void this.checkHealth(conn, healthMs), healthMs).unref();
     return conn;
+  }
+
+  /** A connection silent for `healthMs` must answer a PING within `redisTimeoutMs`, or is replaced. */
+  private async checkHealth(conn: Conn, healthMs: number): Promise<void> {
+    if (!conn.up || conn.channels.size === 0 || performance.now() - conn.heardAt < healthMs) return;
+    try {
+      await withTimeout(conn.connection.ping(), this.timeoutMs, () => new Error('no PONG'));
+      conn.heardAt = performance.now();
+    } catch (error) {
+      if (this.conns.get(conn.id) !== conn || !conn.up) return;
+      debug('subscriber %s did not answer a PING (%s); replacing it', conn.id, errorText(error));
+      this.replace(conn);
+    }
+  }
+
+  /** Swaps a silent connection for a new one: its channels have a gap, and are subscribed there. */
+  private replace(conn: Conn): void {
+    const channels = [...conn.channels];
+    conn.channels.clear();
+    this.retire(conn);
+    const fresh = this.conn(conn.address);
+    for (const channel of channels) {
+      channel.conn = fresh;
+      fresh.channels.add(channel);
+      this.interrupt(channel);
+      this.subscribe(channel, false);
+    }
   }
 
   private interrupt(channel: Channel): void {
@@ -280,6 +326,7 @@ export class Subscriptions {
 
   /** A Cluster master's connection with no channels left: close it. */
   private retire(conn: Conn): void {
+    clearInterval(conn.health);
     if (this.conns.get(conn.id) !== conn) return;
     this.conns.delete(conn.id);
     conn.connection.close().catch(() => {});

@@ -44,5 +44,7 @@ export interface SubscriberConnection {
   /** Subscribes, resolving once the server confirmed every channel. */
   subscribe(channels: readonly string[], sharded: boolean): Promise<void>;
   unsubscribe(channels: readonly string[], sharded: boolean): Promise<void>;
+  /** PING, allowed on a subscribed connection: resolves when the server answered. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -223,6 +223,10 @@ class IoredisSubscriber implements SubscriberConnection {
     await (sharded ? this.connection.sunsubscribe(...channels) : this.connection.unsubscribe(...channels));
   }
 
+  async ping(): Promise<void> {
+    await this.connection.ping();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await quitOrDisconnect(this.connection);

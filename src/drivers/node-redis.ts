@@ -194,6 +194,11 @@ class NodeRedisSubscriber implements SubscriberConnection {
       : client.UNSUBSCRIBE([...channels], this.listener));
   }
 
+  async ping(): Promise<void> {
+    const client = await this.connection;
+    await client.sendCommand(['PING']);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     // destroy(), not close(): close waits for pending replies, which a dead server never sends.

@@ -1,6 +1,7 @@
 --[[
   reset: forget a key's state, so the next run starts over at attempt 1. Refused while a leader holds
-  the lease, unless forced (the leader then loses it). The counter is kept, so tokens keep rising.
+  the lease, unless forced (the leader then loses it). The counter is kept, and raised to the server
+  clock (µs), so tokens keep rising and a straggling claim from before the reset is refused.
 
   KEYS[1] state key (hash)
   KEYS[2] lease key (string with a TTL)
@@ -16,7 +17,7 @@
   Publishes {} (the idle state) on ARGV[2], and ["reset", once-key, counter] on ARGV[4].
 
   Returns
-    {0, existed, fence}  reset; existed is 1 when there was a state to forget
+    {0, existed, fence}  reset; existed is 1 when there was a state to forget; fence is the counter now
     {-5, owner}          refused: a leader holds the lease (owner from the state, '' if unknown)
     {-10, which, detail} a foreign value at KEYS[which]; nothing was deleted
 ]]
@@ -45,6 +46,15 @@ if lease.holder then
 end
 local existed = 0
 if state.status then existed = redis.call('DEL', stateKey) end
+-- The counter goes up to the server clock: a claim of an attempt from before the reset that is still on
+-- its way (to a slow master of a quorum, which may not even have seen that attempt yet) carries a
+-- lower token, and is refused when it lands.
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+if tonumber(fence) < now then
+  fence = string.format('%.0f', now)
+  redis.call('SET', fenceKey, fence)
+end
 
 publishState(doneChannel, sharded, {})
 -- The control channel is namespace-wide, not in the key's slot: plain PUBLISH reaches every node.

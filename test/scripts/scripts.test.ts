@@ -928,7 +928,7 @@ describe('reset', () => {
     expect(reply).toEqual({ ok: false, owner: undefined });
   });
 
-  it('forced, deletes the lease and the state, keeps the counter, and publishes on both channels', async () => {
+  it('forced, deletes the lease and the state, raises the counter to the server clock, and publishes on both channels', async () => {
     const { ns, names } = freshNamespace();
     const done = await listen(names.done);
     const control = await listen(controlChannel(ns));
@@ -938,10 +938,19 @@ describe('reset', () => {
       sharded: false,
       controlChannel: controlChannel(ns),
     });
-    expect(reply).toEqual({ ok: true, existed: true, fence: token });
+    // Raised, so that a claim from before the reset, still on its way, is refused when it lands.
+    expect(reply).toMatchObject({ ok: true, existed: true });
+    const fence = (reply as { fence: number }).fence;
+    expect(fence).toBeGreaterThanOrEqual(token);
+    expect(fence).toBeLessThanOrEqual(await serverMicros());
     expect(await redis.exists(names.state)).toBe(0);
     expect(await redis.exists(names.lease)).toBe(0);
-    expect(await redis.get(names.fence)).toBe(String(token));
+    expect(await redis.get(names.fence)).toBe(String(fence));
+    expect(
+      await claim(driver, names, { ...claimArgs({ leaseValue: 'late' }), token: token + 1 }),
+    ).toMatchObject({
+      kind: 'stale',
+    });
 
     const doneText = await done.next();
     expect(doneText).toBe('{}');
@@ -950,8 +959,8 @@ describe('reset', () => {
     const notice: unknown[] = JSON.parse(controlText);
     expect(notice).toHaveLength(3);
     expect(notice.slice(0, 2)).toEqual(['reset', names.key]);
-    expect(Number(notice[2])).toBe(token);
-    expect(parseNotice(controlText)).toEqual({ key: names.key, fence: token });
+    expect(Number(notice[2])).toBe(fence);
+    expect(parseNotice(controlText)).toEqual({ key: names.key, fence });
 
     // The next run starts over: attempt 1, no previous, a higher token.
     const next = await claimed(names);
@@ -968,9 +977,18 @@ describe('reset', () => {
       sharded: false,
       controlChannel: controlChannel(ns),
     });
-    expect(reply).toEqual({ ok: true, existed: true, fence: 10 });
+    expect(reply).toMatchObject({ ok: true, existed: true });
     expect(await redis.exists(names.state)).toBe(0);
-    expect(await redis.get(names.fence)).toBe('10');
+    // A counter below the server clock goes up to it; one above it stays.
+    expect(Number(await redis.get(names.fence))).toBeGreaterThan(10);
+    await redis.set(names.fence, String(2 ** 52));
+    expect(
+      await reset(driver, names, { force: false, sharded: false, controlChannel: controlChannel(ns) }),
+    ).toEqual({
+      ok: true,
+      existed: false,
+      fence: 2 ** 52,
+    });
   });
 
   it('answers existed false for a key with no state, and still tells everyone', async () => {
@@ -982,10 +1000,13 @@ describe('reset', () => {
       sharded: false,
       controlChannel: controlChannel(ns),
     });
-    expect(reply).toEqual({ ok: true, existed: false, fence: 0 });
+    expect(reply).toMatchObject({ ok: true, existed: false });
+    const fence = (reply as { fence: number }).fence;
     expect(decodeMessage(await done.next())).toEqual({ state: IDLE, valueOmitted: false });
-    expect(parseNotice(await control.next())).toEqual({ key: names.key, fence: 0 });
-    expect(await redis.exists(names.state, names.lease, names.fence)).toBe(0);
+    expect(parseNotice(await control.next())).toEqual({ key: names.key, fence });
+    // Only the counter is written (a claim on its way to this master may not have landed yet).
+    expect(await redis.exists(names.state, names.lease)).toBe(0);
+    expect(Number(await redis.get(names.fence))).toBe(fence);
   });
 });
 
@@ -1147,7 +1168,7 @@ describe('sharded pub/sub', () => {
     const { ns, names } = freshNamespace();
     const control = await listen(controlChannel(ns));
     await reset(driver, names, { force: true, sharded: true, controlChannel: controlChannel(ns) });
-    expect(parseNotice(await control.next())).toEqual({ key: names.key, fence: 0 });
+    expect(parseNotice(await control.next())).toMatchObject({ key: names.key });
   });
 });
 

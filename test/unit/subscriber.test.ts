@@ -56,6 +56,14 @@ class StubConnection implements SubscriberConnection {
     return done;
   }
 
+  /** Answered at once while `answersPings`; a silent (half-open) connection never answers. */
+  answersPings = true;
+  pings = 0;
+  ping(): Promise<void> {
+    this.pings++;
+    return this.answersPings ? Promise.resolve() : new Promise(() => {});
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }
