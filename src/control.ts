@@ -49,6 +49,14 @@ export class ControlChannel {
     return new Promise<void>((resolve, reject) => {
       let refused = 0;
       let settled = false;
+      let failed = false;
+      // A failed try leaves nothing behind: its confirmed watchers are removed and uncounted, so the
+      // next try counts afresh.
+      const stops: Array<() => void> = [];
+      const undo = () => {
+        for (const stop of stops.splice(0)) stop();
+        this.confirmed = 0;
+      };
       for (const subscription of this.subscriptions) {
         let subscribed = false;
         let live = false;
@@ -66,7 +74,9 @@ export class ControlChannel {
           },
         };
         subscription.listen(this.channel, false, watcher).then(
-          () => {
+          (stop) => {
+            if (failed) return stop(); // this try already failed
+            stops.push(stop);
             subscribed = true;
             live = true;
             if (++this.confirmed === this.majority) {
@@ -78,6 +88,8 @@ export class ControlChannel {
           (error: unknown) => {
             if (!settled && ++refused === this.subscriptions.length - this.majority + 1) {
               settled = true;
+              failed = true;
+              undo();
               reject(error);
             }
           },

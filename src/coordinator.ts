@@ -73,7 +73,10 @@ interface Leading {
  * stopped by callers leaving.
  */
 export class Coordinator {
+  /** The attempt whose fn runs here, per key (the newest, for a forced reset to stop it). */
   private readonly leading = new Map<string, Leading>();
+  /** Every attempt whose fn may still run here (an older one may outlive its map entry), for close(). */
+  private readonly attempts = new Set<Leading>();
   private readonly leaseIds = `${randomBytes(8).toString('hex')}.`;
   private leaseCount = 0;
   private closing = false;
@@ -196,7 +199,7 @@ export class Coordinator {
    */
   async close(): Promise<void> {
     this.closing = true;
-    const attempts = [...this.leading.values()];
+    const attempts = [...this.attempts];
     for (const attempt of attempts) {
       attempt.lease.lose(
         new LeaseLostError('Lease given up: this Once instance is closing; fn should stop now.', {}),
@@ -252,6 +255,7 @@ export class Coordinator {
       key,
       leaseMs: settings.leaseMs,
       sentAt,
+      repliedAt: performance.now(),
       renew: (withinMs) => store.renew(names, { ...ref, leaseMs: settings.leaseMs }, withinMs),
     });
     // fn never starts for a flight nobody waits on, in an instance that is closing, or on a lease that
@@ -274,6 +278,7 @@ export class Coordinator {
       ended: new Promise((resolve) => (endAttempt = resolve)),
     };
     this.leading.set(key, leading);
+    this.attempts.add(leading);
     const frame = leadFrame();
     flight.leadFrame = frame.name;
     const ctx: OnceContext = {
@@ -292,6 +297,7 @@ export class Coordinator {
 
     const finish = () => {
       if (this.leading.get(key) === leading) this.leading.delete(key);
+      this.attempts.delete(leading);
       endAttempt();
     };
     if (first === 'aborted') {

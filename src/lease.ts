@@ -45,6 +45,8 @@ export interface LeaseOptions {
   leaseMs: number;
   /** performance.now() when the claim was sent. */
   sentAt: number;
+  /** performance.now() when its reply came (the lease was set at some point between the two). */
+  repliedAt: number;
   /** One renewal, bounded by `withinMs`; never rejects. */
   renew: (withinMs: number) => Promise<RenewOutcome>;
 }
@@ -53,6 +55,8 @@ export class Lease {
   private readonly timing: LeaseTiming;
   private readonly controller = new AbortController();
   private validUntil: number;
+  /** When the last proven claim or renewal was answered: Redis expires the lease by then + leaseMs. */
+  private repliedAt: number;
   private renewTimer: NodeJS.Timeout | undefined;
   private abortTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -60,6 +64,7 @@ export class Lease {
   constructor(private readonly options: LeaseOptions) {
     this.timing = leaseTiming(options.leaseMs);
     this.validUntil = options.sentAt + options.leaseMs - this.timing.driftMs;
+    this.repliedAt = options.repliedAt;
   }
 
   /** Starts the renewal and abort timers. */
@@ -79,9 +84,9 @@ export class Lease {
     return this.validUntil - this.timing.guardMs;
   }
 
-  /** When the lease expires in Redis at the latest, as far as we know (performance.now()). */
+  /** When the lease expires in Redis at the latest (performance.now()), allowing for clock drift. */
   get expiresAt(): number {
-    return this.validUntil + this.timing.driftMs;
+    return this.repliedAt + this.options.leaseMs + this.timing.driftMs;
   }
 
   /** True while the lease is proven ours (before `abortAt`, not lost, not given up). */
@@ -144,6 +149,7 @@ export class Lease {
     if (this.checkDeadline()) return;
     if (outcome === 'renewed') {
       this.validUntil = sentAt + this.options.leaseMs - this.timing.driftMs;
+      this.repliedAt = performance.now();
       this.armAbort();
       this.armRenewal(sentAt + this.options.leaseMs / 3);
     } else if (outcome === 'refused') {

@@ -101,7 +101,11 @@ export class Subscriptions {
     current.watchers.add(watcher);
     const stop = () => this.unwatch(current, watcher);
     if (current.confirmed) return stop;
-    const confirmed = new Promise<void>((resolve, reject) => current.onConfirmed.push({ resolve, reject }));
+    let waiter!: { resolve: () => void; reject: (error: Error) => void };
+    const confirmed = new Promise<void>((resolve, reject) => {
+      waiter = { resolve, reject };
+    });
+    current.onConfirmed.push(waiter);
     this.subscribe(current, false);
     try {
       await withTimeout(
@@ -113,6 +117,7 @@ export class Subscriptions {
           ),
       );
     } catch (error) {
+      current.onConfirmed = current.onConfirmed.filter((w) => w !== waiter);
       stop();
       throw error;
     }

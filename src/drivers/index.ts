@@ -57,9 +57,9 @@ function failFast(timeoutMs: number) {
     enableOfflineQueue: false,
     lazyConnect: true,
     connectTimeout: timeoutMs,
-    // A command the connection dropped is sent once more on the next one, within our bound: every script
-    // is safe to repeat (a claim repeated finds its own lease), and a claim we gave up on is given back
-    // by a give-back sent after it.
+    // A command the connection dropped is sent once more on the next one — also after our bound gave up
+    // on it: every script is safe to repeat (a claim repeated finds its own lease), and a claim we gave
+    // up on is followed by a give-back, sent after it on the same connection.
     maxRetriesPerRequest: 1,
     // No auto-pipelining: in ioredis 6.0.0 a batch cut off by a dropped connection throws an uncaught
     // TypeError (`results[i] is not iterable`), which would crash the application.

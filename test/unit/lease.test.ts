@@ -37,6 +37,7 @@ function lease(options: { sentAt?: number; renew?: (withinMs: number) => Promise
     key: 'migrate:v42',
     leaseMs: LEASE_MS,
     sentAt: options.sentAt ?? performance.now(),
+    repliedAt: performance.now(),
     renew,
   });
   return { lease: l, renew, renewals };
@@ -88,7 +89,9 @@ describe('Lease', () => {
   it('measures validity from when the claim was sent, not from when it was answered', () => {
     const { lease: l } = lease({ sentAt: t0 - 200 });
     expect(l.abortAt).toBe(t0 - 200 + LEASE_MS - DRIFT - GUARD);
-    expect(l.expiresAt).toBe(t0 - 200 + LEASE_MS);
+    // Redis set the lease somewhere between the claim's send and its reply: it expires by the reply
+    // time + the lease, allowing for drift.
+    expect(l.expiresAt).toBe(t0 + LEASE_MS + DRIFT);
     expect(l.isValid()).toBe(true);
   });
 
@@ -121,7 +124,7 @@ describe('Lease', () => {
     advanceTo(t0 + 1050); // the answer takes 50 ms: they count against us
     await answer(renewals[0], 'renewed');
     expect(l.abortAt).toBe(t0 + 1000 + LEASE_MS - DRIFT - GUARD);
-    expect(l.expiresAt).toBe(t0 + 1000 + LEASE_MS);
+    expect(l.expiresAt).toBe(t0 + 1050 + LEASE_MS + DRIFT);
 
     advanceTo(t0 + 1999);
     expect(renewals).toHaveLength(1);
@@ -206,7 +209,7 @@ describe('Lease', () => {
     expect((l.signal.reason as Error).message).toMatch(/could not renew the lease of "migrate:v42" in time/);
     expect(l.isValid()).toBe(false);
     // fn hears of it a guard plus the drift before Redis could let anyone else take over.
-    expect(l.expiresAt - performance.now()).toBe(GUARD + DRIFT);
+    expect(l.expiresAt - performance.now()).toBe(GUARD + 2 * DRIFT);
     expect(vi.getTimerCount()).toBe(0);
   });
 
