@@ -281,32 +281,28 @@ export class Coordinator {
     this.attempts.add(leading);
     const frame = leadFrame();
     flight.leadFrame = frame.name;
-    const ctx: OnceContext = {
-      key,
-      fencingToken: claim.token,
-      attempt: claim.attempt,
-      nodeId: this.deps.nodeId,
-      signal: lease.signal,
-      previous: previousAttempt(claim.replaced),
-    };
+    const ctx = context(key, claim, this.deps.nodeId, lease);
     const settled = frame.run(fn as OnceFn, ctx).then(
       (value) => ({ threw: false as const, value }),
       (error: unknown) => ({ threw: true as const, error }),
     );
-    const first = await Promise.race([settled, aborted(lease.signal)]);
+    const first = await Promise.race([settled, lease.whenLost().then(() => 'aborted' as const)]);
 
     const finish = () => {
       if (this.leading.get(key) === leading) this.leading.delete(key);
       this.attempts.delete(leading);
+      // fn has settled and its outcome is recorded: its frame's name may mean another fn from now on.
+      if (flight.leadFrame === frame.name) flight.leadFrame = undefined;
+      frame.release();
       endAttempt();
     };
     if (first === 'aborted') {
       // The lease is lost, taken by a forced reset, or given up (close). The caller whose fn it is hears
       // now; the attempt is recorded (releasing the lease) only once fn has settled, so nobody else
       // starts while fn may still run here.
-      flight.endRun(this.closing ? new OnceClosedError(key) : lease.signal.reason);
+      flight.endRun(this.closing ? new OnceClosedError(key) : lease.reason);
       void settled.then(async () => {
-        await this.record(names, ref, lease.signal.reason, this.closing ? 'failed' : 'lease-lost');
+        await this.record(names, ref, lease.reason, this.closing ? 'failed' : 'lease-lost');
         finish();
       });
       return undefined;
@@ -433,10 +429,23 @@ function expiry(from: number, ttlMs: number): number {
   return ttlMs >= 0 ? from + ttlMs : Number.POSITIVE_INFINITY;
 }
 
-/** Resolves 'aborted' when `signal` aborts (at once if it has). */
-function aborted(signal: AbortSignal): Promise<'aborted'> {
-  if (signal.aborted) return Promise.resolve('aborted');
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve('aborted'), { once: true }));
+/** What fn receives; its signal is made only if fn looks at it. */
+function context(
+  key: string,
+  claim: Extract<Claim, { kind: 'claimed' }>,
+  nodeId: string,
+  lease: Lease,
+): OnceContext {
+  return {
+    key,
+    fencingToken: claim.token,
+    attempt: claim.attempt,
+    nodeId,
+    get signal() {
+      return lease.signal;
+    },
+    previous: previousAttempt(claim.replaced),
+  };
 }
 
 function errorText(error: unknown): string {

@@ -1,5 +1,6 @@
 import type { OnceContext } from './context.js';
 import { OnceAbortError, OnceClosedError, OnceTimeoutError } from './errors.js';
+import { delayUntil } from './timeout.js';
 
 /** How a caller's value was obtained (`runDetailed().role`). */
 export type Role = 'leader' | 'follower' | 'cached';
@@ -135,6 +136,7 @@ export class Flight {
    */
   nextRunner(): CallSettings | undefined {
     if (this.withFn === 0) return undefined;
+    if (this.callers.length === 1) return this.callers[0]!.settings;
     let first: Caller | undefined;
     let maxAttempts = 0;
     for (const caller of this.callers) {
@@ -275,7 +277,7 @@ export class Flight {
   private armTimer(at: number): void {
     clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.expire(), Math.max(0, at - performance.now()));
+    this.timer = setTimeout(() => this.expire(), delayUntil(at));
     this.timer.unref();
   }
 

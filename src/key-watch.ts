@@ -1,5 +1,6 @@
 import type { Flight } from './flight.js';
 import type { ChannelWatcher, Subscriptions } from './subscriber.js';
+import { delayUntil } from './timeout.js';
 
 /** Why a watch woke up. */
 export type Wake =
@@ -95,7 +96,7 @@ export class KeyWatch {
       const timer =
         until === Number.POSITIVE_INFINITY
           ? undefined
-          : setTimeout(() => finish({ kind: 'deadline' }), Math.max(0, until - performance.now())).unref();
+          : setTimeout(() => finish({ kind: 'deadline' }), delayUntil(until)).unref();
       const finish = (event: Wake) => {
         clearTimeout(timer);
         this.wake = undefined;

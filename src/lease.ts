@@ -1,4 +1,5 @@
 import { LeaseLostError } from './errors.js';
+import { delayUntil } from './timeout.js';
 
 /**
  * A leader's lease, as seen from its own process: timers only, no Redis. The store renews it; this
@@ -53,7 +54,12 @@ export interface LeaseOptions {
 
 export class Lease {
   private readonly timing: LeaseTiming;
-  private readonly controller = new AbortController();
+  /** Made when fn first looks at its signal (most never do): an AbortController per lease costs. */
+  private controller: AbortController | undefined;
+  /** Why the lease was lost, once it was. */
+  private lostReason: unknown;
+  private lost = false;
+  private lostListener: (() => void) | undefined;
   private validUntil: number;
   /** When the last proven claim or renewal was answered: Redis expires the lease by then + leaseMs. */
   private repliedAt: number;
@@ -67,16 +73,41 @@ export class Lease {
     this.repliedAt = options.repliedAt;
   }
 
-  /** Starts the renewal and abort timers. */
+  /**
+   * Starts the renewal timer. The abort timer is armed with the first renewal: until a third of the
+   * lease nothing can be lost, and a renewal timer that fires late (a paused process) finds the
+   * deadline passed by itself. Most fns end before either: one timer per lease, not two.
+   */
   start(): void {
-    if (this.stopped || this.controller.signal.aborted) return;
-    this.armAbort();
+    if (this.stopped || this.lost) return;
     this.armRenewal(this.options.sentAt + this.options.leaseMs / 3);
   }
 
   /** Aborted (reason: LeaseLostError) when the lease can no longer be trusted. */
   get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.lost) this.controller.abort(this.lostReason);
+    }
     return this.controller.signal;
+  }
+
+  /** True once the lease is lost, taken, or given up. */
+  get isLost(): boolean {
+    return this.lost;
+  }
+
+  /** Why the lease was lost (a LeaseLostError), once it was. */
+  get reason(): unknown {
+    return this.lostReason;
+  }
+
+  /** Resolves when the lease is lost (at once if it is): for the one caller that races fn against it. */
+  whenLost(): Promise<void> {
+    if (this.lost) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.lostListener = resolve;
+    });
   }
 
   /** The last instant (performance.now()) at which the lease is ours with room to spare. */
@@ -91,7 +122,7 @@ export class Lease {
 
   /** True while the lease is proven ours (before `abortAt`, not lost, not given up). */
   isValid(): boolean {
-    return !this.controller.signal.aborted && performance.now() < this.abortAt;
+    return !this.lost && performance.now() < this.abortAt;
   }
 
   /** Stops renewing, for good (fn settled, the lease is being released, or the instance is closing). */
@@ -104,30 +135,31 @@ export class Lease {
   /** The lease is not ours any more (or must not be trusted): stop, and abort `signal` with `reason`. */
   lose(reason: unknown): void {
     this.stop();
-    if (!this.controller.signal.aborted) this.controller.abort(reason);
+    if (this.lost) return;
+    this.lost = true;
+    this.lostReason = reason;
+    this.controller?.abort(reason);
+    this.lostListener?.();
   }
 
   private armAbort(): void {
     clearTimeout(this.abortTimer);
     // Timers run on a millisecond clock and may fire a fraction early by performance.now(): look again.
-    this.abortTimer = setTimeout(
-      () => {
-        if (!this.checkDeadline()) this.armAbort();
-      },
-      Math.max(0, this.abortAt - performance.now()),
-    );
+    this.abortTimer = setTimeout(() => {
+      if (!this.checkDeadline()) this.armAbort();
+    }, delayUntil(this.abortAt));
     this.abortTimer.unref();
   }
 
   private armRenewal(at: number): void {
     clearTimeout(this.renewTimer);
-    this.renewTimer = setTimeout(() => void this.renewOnce(), Math.max(0, at - performance.now()));
+    this.renewTimer = setTimeout(() => void this.renewOnce(), delayUntil(at));
     this.renewTimer.unref();
   }
 
   /** Loses the lease once the deadline has passed; a timer that fires late (a paused process) lands here. */
   private checkDeadline(): boolean {
-    if (this.stopped || this.controller.signal.aborted) return true;
+    if (this.stopped || this.lost) return true;
     if (performance.now() < this.abortAt) return false;
     this.lose(
       new LeaseLostError(
@@ -141,6 +173,7 @@ export class Lease {
 
   private async renewOnce(): Promise<void> {
     if (this.checkDeadline()) return;
+    if (!this.abortTimer) this.armAbort();
     const sentAt = performance.now();
     const left = this.abortAt - sentAt;
     // Each try leaves room for another before the deadline: at least two chances.

@@ -72,9 +72,12 @@ export class Memo<V> {
     if (this.maxKeys === 0 || expiresAt <= performance.now()) return;
     this.done.delete(key);
     this.done.set(key, { value, expiresAt });
-    // A Map iterates in insertion order: the first keys are the oldest.
+    // A Map iterates in insertion order: the first keys are the oldest. Past the limit, the oldest
+    // tenth goes at once: deleting one at a time from the front would walk its tombstones every time.
+    if (this.done.size <= this.maxKeys) return;
+    let drop = this.done.size - this.maxKeys + Math.floor(this.maxKeys / 10);
     for (const oldest of this.done.keys()) {
-      if (this.done.size <= this.maxKeys) break;
+      if (drop-- <= 0 || this.done.size <= 1) break;
       this.done.delete(oldest);
     }
   }

@@ -174,8 +174,19 @@ export interface ResolvedRun {
   maxAttempts: number;
 }
 
+/** The run options of calls that pass none, made once per instance: this is every call's path. */
+const noRunOptions = new WeakMap<ResolvedOptions, ResolvedRun>();
+
 export function resolveRunOptions(options: RunOptions | undefined, base: ResolvedOptions): ResolvedRun {
-  if (options === undefined) return { ...base, signal: undefined };
+  if (options === undefined) {
+    let resolved = noRunOptions.get(base);
+    if (!resolved) {
+      const { leaseMs, waitTimeoutMs, doneTtlMs, maxAttempts } = base;
+      resolved = Object.freeze({ leaseMs, waitTimeoutMs, signal: undefined, doneTtlMs, maxAttempts });
+      noRunOptions.set(base, resolved);
+    }
+    return resolved;
+  }
   if (typeof options !== 'object' || options === null) {
     throw new OnceInputError('run: options must be an object such as { waitTimeoutMs: 60_000 }.');
   }

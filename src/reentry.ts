@@ -11,24 +11,37 @@
  * Nothing else pays, unlike AsyncLocalStorage, which on Node 20 turns on promise hooks for the whole
  * process once used.
  */
-let attempts = 0;
+let named = 0;
+/** Frames free to run the next fn: making a named function costs, so each is used again once free. */
+const free: LeadFrame[] = [];
 
 export interface LeadFrame {
   readonly name: string;
   /** Calls fn(ctx) inside the named frame. */
   run<C, T>(fn: (ctx: C) => T | Promise<T>, ctx: C): Promise<T>;
+  /** fn has settled: the frame may run another fn (its name then means that one). */
+  release(): void;
 }
 
+/** A frame with a name no fn running now has. */
 export function leadFrame(): LeadFrame {
-  const name = `redisOnceFn${++attempts}`;
+  const reused = free.pop();
+  if (reused) return reused;
+  const name = `redisOnceFn${++named}`;
   // A computed property key names the function; `await` keeps the frame on the async stack.
   const holder = {
     async [name]<C, T>(fn: (ctx: C) => T | Promise<T>, ctx: C): Promise<T> {
       return await fn(ctx);
     },
   };
-  const run = holder[name as keyof typeof holder] as LeadFrame['run'];
-  return { name, run };
+  const frame: LeadFrame = {
+    name,
+    run: holder[name as keyof typeof holder] as LeadFrame['run'],
+    release: () => {
+      if (free.length < 1024) free.push(frame);
+    },
+  };
+  return frame;
 }
 
 /** True when the current (async) stack passes through the frame named `name`. */

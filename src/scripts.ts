@@ -23,6 +23,8 @@ import { decodeState, type Snapshot, type StoredState } from './state.js';
 export class LuaScript {
   readonly source: string;
   readonly sha: string;
+  /** numberOfKeys as EVALSHA's argument. */
+  readonly keyCount: string;
 
   constructor(
     readonly name: string,
@@ -31,6 +33,7 @@ export class LuaScript {
   ) {
     this.source = expandIncludes(body);
     this.sha = createHash('sha1').update(this.source).digest('hex');
+    this.keyCount = String(numberOfKeys);
   }
 }
 

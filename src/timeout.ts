@@ -1,4 +1,13 @@
 /**
+ * The delay, in whole milliseconds, until `at` (a performance.now() instant). Node keeps one timer list
+ * per distinct delay, so fractional delays would each make a list of their own; a timer that fires a
+ * fraction early is looked at again by whoever set it.
+ */
+export function delayUntil(at: number): number {
+  return Math.max(0, Math.floor(at - performance.now()));
+}
+
+/**
  * Settles like `promise`, or rejects with `onTimeout()` after `ms`: every wait on Redis is bounded this
  * way, whoever owns the client. The timer is unref'd (it never keeps a process alive by itself) and
  * cleared as soon as `promise` settles; a `promise` that loses the race is left to settle unobserved.

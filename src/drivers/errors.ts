@@ -1,27 +1,45 @@
 import { OnceForeignValueError, RedisUnavailableError } from '../errors.js';
-import { withTimeout } from '../timeout.js';
 
 /**
  * Bounds a call on Redis by `timeoutMs` and turns whatever a client throws into our error classes:
- * a timeout or a connection problem becomes RedisUnavailableError (naming the server, never a secret),
- * a WRONGTYPE reply OnceForeignValueError.
+ * a timeout or a connection problem becomes RedisUnavailableError (naming the server and what was
+ * asked — a script's name, say — never a secret), a WRONGTYPE reply OnceForeignValueError. Messages
+ * are built only when needed: this runs on every call.
  */
-export async function bounded<T>(
-  call: () => Promise<T>,
-  options: { label: string; what: string; timeoutMs: number; lastError?: () => Error | undefined },
+export function bounded<T>(
+  call: Promise<T>,
+  label: string,
+  what: string,
+  timeoutMs: number,
+  lastError?: Error,
 ): Promise<T> {
-  const { label, what, timeoutMs } = options;
-  try {
-    return await withTimeout(call(), timeoutMs, () => {
-      const last = options.lastError?.();
-      return new RedisUnavailableError(
-        `Redis at ${label} did not answer ${what} within ${timeoutMs} ms (redisTimeoutMs)${last ? `: ${last.message}` : ''}.`,
-        { cause: last && safeCause(last) },
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(
+        new RedisUnavailableError(
+          `Redis at ${label} did not answer ${describe(what)} within ${timeoutMs} ms (redisTimeoutMs)` +
+            `${lastError ? `: ${lastError.message}` : ''}.`,
+          { cause: lastError && safeCause(lastError) },
+        ),
       );
-    });
-  } catch (error) {
-    throw translate(error, label, what);
-  }
+    }, timeoutMs);
+    timer.unref();
+    call.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(translate(error, label, describe(what)));
+      },
+    );
+  });
+}
+
+/** A script's name (lower case, one word) reads as "the claim script"; anything else as it is. */
+function describe(what: string): string {
+  return /^[a-z]+$/.test(what) ? `the ${what} script` : what;
 }
 
 export function translate(error: unknown, label: string, what: string): Error {

@@ -41,35 +41,26 @@ export class IoredisDriver implements Driver {
       });
     }
     this.calls = new ScriptCalls(
-      (args) => this.send(args),
+      (command, args) => this.send(command, args),
       // A Cluster's script caches are per master; EVAL routes by key like EVALSHA does.
       this.isCluster,
     );
   }
 
   evalScript(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    return bounded(
-      async () => {
-        await this.ready();
-        return plainReply(await this.calls.eval(script, keys, args));
-      },
-      {
-        label: this.label,
-        what: `the ${script.name} script`,
-        timeoutMs: this.timeoutMs,
-        lastError: () => this.lastError,
-      },
-    );
+    const call =
+      this.client.status === 'ready'
+        ? this.calls.eval(script, keys, args)
+        : this.ready().then(() => this.calls.eval(script, keys, args));
+    return bounded(call, this.label, script.name, this.timeoutMs, this.lastError).then(plainReply);
   }
 
   waitForReplicas(key: string, replicas: number, timeoutMs: number): Promise<number> {
-    return bounded(
-      async () => {
-        const target = this.isCluster ? await this.masterClient(keySlot(key)) : (this.client as Redis);
-        return Number(await target.call('WAIT', String(replicas), String(timeoutMs)));
-      },
-      { label: this.label, what: 'WAIT', timeoutMs: this.timeoutMs },
-    );
+    const call = (async () => {
+      const target = this.isCluster ? await this.masterClient(keySlot(key)) : (this.client as Redis);
+      return Number(await target.call('WAIT', String(replicas), String(timeoutMs)));
+    })();
+    return bounded(call, this.label, 'WAIT', this.timeoutMs);
   }
 
   openSubscriber(events: SubscriberEvents, master?: NodeAddress): SubscriberConnection {
@@ -106,19 +97,12 @@ export class IoredisDriver implements Driver {
   async masterOf(slot: number, refresh: boolean): Promise<NodeAddress> {
     const cluster = this.client as Cluster;
     // The slots are known once the Cluster is ready (ours connects on first use; a caller's, by itself).
-    await bounded(() => this.ready(true), {
-      label: this.label,
-      what: 'connecting',
-      timeoutMs: this.timeoutMs,
-    });
+    await bounded(this.ready(true), this.label, 'connecting', this.timeoutMs);
     if (refresh || !cluster.slots[slot]?.[0]) {
-      await bounded(
-        () =>
-          new Promise<void>((resolve, reject) =>
-            cluster.refreshSlotsCache((error) => (error ? reject(error) : resolve())),
-          ),
-        { label: this.label, what: 'refreshing the slots', timeoutMs: this.timeoutMs },
+      const refreshed = new Promise<void>((resolve, reject) =>
+        cluster.refreshSlotsCache((error) => (error ? reject(error) : resolve())),
       );
+      await bounded(refreshed, this.label, 'refreshing the slots', this.timeoutMs);
     }
     const id = cluster.slots[slot]?.[0];
     if (!id)
@@ -132,9 +116,9 @@ export class IoredisDriver implements Driver {
     if (this.owned) await quitOrDisconnect(this.client);
   }
 
-  private send(args: readonly string[]): Promise<unknown> {
-    const [command, ...rest] = args as [string, ...string[]];
-    return this.client.call(command, ...rest);
+  private send(command: string, args: readonly string[]): Promise<unknown> {
+    // ioredis flattens an array argument into the command's arguments.
+    return this.client.call(command, args as string[]);
   }
 
   /**

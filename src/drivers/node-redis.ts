@@ -65,28 +65,24 @@ export class NodeRedisDriver implements Driver {
     readonly label: string,
   ) {
     this.isCluster = isNodeRedisCluster(client);
-    this.calls = new ScriptCalls((args) => this.send(args), this.isCluster);
+    this.calls = new ScriptCalls((command, args) => this.send([command, ...args]), this.isCluster);
   }
 
   evalScript(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    return bounded(async () => plainReply(await this.calls.eval(script, keys, args)), {
-      label: this.label,
-      what: `the ${script.name} script`,
-      timeoutMs: this.timeoutMs,
-    });
+    return bounded(this.calls.eval(script, keys, args), this.label, script.name, this.timeoutMs).then(
+      plainReply,
+    );
   }
 
   waitForReplicas(key: string, replicas: number, timeoutMs: number): Promise<number> {
-    return bounded(
-      async () => {
-        const args = ['WAIT', String(replicas), String(timeoutMs)];
-        if (!this.isCluster) return Number(await (this.client as NodeRedisClient).sendCommand(args));
-        // WAIT through the Cluster object goes to every master; ask the key's own master.
-        const node = await this.masterNode(keySlot(key));
-        return Number(await (await (this.client as NodeRedisCluster).nodeClient(node)).sendCommand(args));
-      },
-      { label: this.label, what: 'WAIT', timeoutMs: this.timeoutMs },
-    );
+    const call = (async () => {
+      const args = ['WAIT', String(replicas), String(timeoutMs)];
+      if (!this.isCluster) return Number(await (this.client as NodeRedisClient).sendCommand(args));
+      // WAIT through the Cluster object goes to every master; ask the key's own master.
+      const node = await this.masterNode(keySlot(key));
+      return Number(await (await (this.client as NodeRedisCluster).nodeClient(node)).sendCommand(args));
+    })();
+    return bounded(call, this.label, 'WAIT', this.timeoutMs);
   }
 
   openSubscriber(events: SubscriberEvents, master?: NodeAddress): SubscriberConnection {
@@ -109,10 +105,8 @@ export class NodeRedisDriver implements Driver {
 
   async masterOf(slot: number, refresh: boolean): Promise<NodeAddress> {
     if (refresh || !this.slotMasters) {
-      const reply = await bounded(
-        () => (this.client as NodeRedisCluster).sendCommand(undefined, true, ['CLUSTER', 'SLOTS']),
-        { label: this.label, what: 'CLUSTER SLOTS', timeoutMs: this.timeoutMs },
-      );
+      const slots = (this.client as NodeRedisCluster).sendCommand(undefined, true, ['CLUSTER', 'SLOTS']);
+      const reply = await bounded(slots, this.label, 'CLUSTER SLOTS', this.timeoutMs);
       this.slotMasters = slotTable(plainReply(reply));
     }
     const address = this.slotMasters.get(slot) ?? (this.client as NodeRedisCluster).slots[slot]?.master;

@@ -16,8 +16,11 @@ export class ScriptCalls {
   /** SCRIPT LOADs in flight (a probe's answer is not one). */
   private readonly loading = new Set<Promise<void>>();
 
+  /**
+   * @param send sends one command: its name, then its arguments (one array, built once per call)
+   */
   constructor(
-    private readonly send: (args: readonly string[]) => Promise<unknown>,
+    private readonly send: (command: string, args: readonly string[]) => Promise<unknown>,
     private readonly perMasterCache: boolean,
   ) {}
 
@@ -33,15 +36,18 @@ export class ScriptCalls {
     keys: readonly string[],
     args: readonly string[],
   ): Promise<unknown> {
-    const tail = [String(script.numberOfKeys), ...keys, ...args];
+    const call = [script.sha, script.keyCount, ...keys, ...args];
     try {
-      return await this.send(['EVALSHA', script.sha, ...tail]);
+      return await this.send('EVALSHA', call);
     } catch (error) {
       if (!isNoScript(error)) throw error;
-      if (this.perMasterCache) return this.send(['EVAL', script.source, ...tail]);
+      if (this.perMasterCache) {
+        call[0] = script.source;
+        return this.send('EVAL', call);
+      }
       // The server lost its scripts (restarted, or SCRIPT FLUSH): load once more for everyone.
       await this.load(script);
-      return this.send(['EVALSHA', script.sha, ...tail]);
+      return this.send('EVALSHA', call);
     }
   }
 
@@ -64,7 +70,7 @@ export class ScriptCalls {
   private load(script: LuaScript): Promise<void> {
     const current = this.scripts.get(script.sha);
     if (current !== undefined && current !== true && this.loading.has(current)) return current;
-    const loading = this.send(['SCRIPT', 'LOAD', script.source]).then(() => {
+    const loading = this.send('SCRIPT', ['LOAD', script.source]).then(() => {
       this.scripts.set(script.sha, true);
     });
     this.loading.add(loading);

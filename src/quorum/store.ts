@@ -308,7 +308,7 @@ export class QuorumStore implements Store {
       const timer =
         withinMs === undefined
           ? undefined
-          : setTimeout(() => finish(() => resolve(replies.slice())), withinMs).unref();
+          : setTimeout(() => finish(() => resolve(replies.slice())), Math.floor(withinMs)).unref();
       const check = () => {
         if (!open) return;
         if (settled(replies)) finish(() => resolve(replies.slice()));

@@ -61,7 +61,7 @@ export class SingleStore implements Store {
     try {
       const renewed = await withTimeout(
         scripts.renew(this.driver, names, args),
-        withinMs,
+        Math.floor(withinMs),
         () => new Error('late'),
       );
       return renewed ? 'renewed' : 'refused';

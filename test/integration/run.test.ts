@@ -187,11 +187,12 @@ describe.each(CLIENT_KINDS)('with %s', (kind: ClientKind) => {
         throw new Error('disk full');
       });
       await started.promise;
-      const followerRun = b.run('doomed', () => 'never');
+      // Observed from the start: it may reject before the leader's own rejection is awaited.
+      const followerRun = b.run('doomed', () => 'never').catch((e: unknown) => e);
       fail.open();
 
       await expect(leaderRun).rejects.toThrow('disk full');
-      const error = await followerRun.catch((e: unknown) => e);
+      const error = await followerRun;
       expect(error).toBeInstanceOf(OnceFailedError);
       expect(error).toMatchObject({ lastErrorName: 'Error', lastErrorMessage: 'disk full', attempts: 1 });
       const later = await (await node(namespace, { maxAttempts: 1 }))

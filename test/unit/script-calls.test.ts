@@ -12,8 +12,9 @@ const script = new LuaScript('probe', 'return {0}', 1);
 function server(cache = new Set<string>()) {
   const sent: string[][] = [];
   const pending: Array<() => void> = [];
-  const send = (args: readonly string[]) => {
-    sent.push([...args]);
+  const send = (command: string, rest: readonly string[]) => {
+    const args = [command, ...rest];
+    sent.push(args);
     return new Promise<unknown>((resolve, reject) => {
       pending.push(() => {
         const [command, sha] = args;
@@ -86,8 +87,8 @@ describe('ScriptCalls', () => {
   it('passes every other error on, and probes again on the next call', async () => {
     let fail = true;
     const sent: string[] = [];
-    const calls = new ScriptCalls(async (args) => {
-      sent.push(args[0]!);
+    const calls = new ScriptCalls(async (command) => {
+      sent.push(command);
       if (fail) throw new Error('LOADING Redis is loading the dataset in memory');
       return [0];
     }, false);
