@@ -161,8 +161,8 @@ export class Flight {
   failSpent(attempts: number, error: () => unknown): void {
     const spent = this.callers.filter((c) => c !== this.runner && c.settings.maxAttempts <= attempts);
     if (spent.length === 0) return;
-    let reason: unknown;
-    for (const caller of spent) this.leave(caller, (reason ??= error()));
+    const reason = error();
+    for (const caller of spent) this.leave(caller, reason);
   }
 
   /**
