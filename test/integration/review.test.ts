@@ -21,7 +21,6 @@ import { claim } from '../../src/scripts.js';
 import { type Gate, gate, waitFor } from '../helpers/gate.js';
 import { startProxy } from '../helpers/proxy.js';
 import { type RedisServer, startRedis } from '../helpers/redis-server.js';
-import { killAllWorkers, Worker } from '../helpers/worker.js';
 
 let redis: RedisServer;
 let admin: Redis;
