@@ -1,107 +1,87 @@
-import type { PeerId, PeerOptions } from './peers/peer.js';
-
-/** Requests a process sent, per command name (`evalsha:<sha prefix>` tells scripts apart). */
-export type RequestCounts = Record<string, number>;
+import type { PeerId, PeerOptions } from './peers.js';
 
 /**
- * The init every scenario runs: it sleeps `ms`, and counts itself in Redis (HINCRBY `counterKey`
- * starts / completions) so executions are counted even in a process that is killed mid-run.
+ * What the bench (parent) and its worker processes say to each other. A worker is forked for one job
+ * and lives for it only: it creates its peer and prepares (→ 'ready'), waits for 'go' and starts at
+ * the moment it names, measures (→ 'result'), and exits when the parent disconnects.
  */
-export interface FnSpec {
-  ms: number;
-  counterKey: string;
-}
-
-interface JobBase {
-  peer: PeerId;
-  options: PeerOptions;
-}
-
-/** `callers` concurrent initOnce(key) calls in this process. */
-export interface FanoutJob extends JobBase {
-  kind: 'fanout';
-  key: string;
-  callers: number;
-  fn: FnSpec;
-}
-
-/** Makes `key` done during prepare, then times `calls` sequential awaited calls (or `maxMs`). */
-export interface CachedJob extends JobBase {
-  kind: 'cached';
-  key: string;
-  calls: number;
-  maxMs: number;
-}
-
-/** One call on an already-done key, from a process that has not called before. */
-export interface FreshJob extends JobBase {
-  kind: 'fresh';
-  key: string;
-}
-
-/** `keys` distinct keys, `concurrency` at a time, each with a trivial fn. */
-export interface ThroughputJob extends JobBase {
-  kind: 'throughput';
-  keyPrefix: string;
-  keys: number;
-  concurrency: number;
-}
-
-export type Job = FanoutJob | CachedJob | FreshJob | ThroughputJob;
-
-export interface FnRun {
-  startedAt: number;
-  finishedAt?: number;
-}
+export type Job = { peer: PeerId; options: PeerOptions } & (
+  | {
+      /** `callers` concurrent initOnce(key) calls here; fn sleeps `fnMs`. With `warmup`, this process
+       * first leads a key of its own, as a deployed process has by the time it waits on another. */
+      kind: 'fanout';
+      key: string;
+      callers: number;
+      fnMs: number;
+      warmup: boolean;
+    }
+  | { kind: 'cached'; key: string; calls: number; maxMs: number }
+  | { kind: 'fresh'; key: string }
+  | {
+      /** `total` distinct keys, `inFlight` at a time, fn returns at once; then, with `memory`, the
+       * live heap while `inFlight` keys are in flight at once. */
+      kind: 'keys';
+      total: number;
+      inFlight: number;
+      warmupKeys: number;
+      memory: boolean;
+    }
+);
 
 export interface FanoutResult {
-  kind: 'fanout';
-  /** now() at which each caller's initOnce resolved. */
+  /** now() at which each caller resolved. */
   resolvedAt: number[];
-  failures: string[];
-  runs: FnRun[];
-  /** BENCH_TRACE=1 only: now() at which pub/sub messages reached this process. */
-  messageAt?: number[];
+  /** now() at which fn returned in this process, if it ran here. */
+  finishedAt: number | undefined;
+  fnRuns: number;
 }
 
 export interface CachedResult {
-  kind: 'cached';
   calls: number;
   elapsedMs: number;
   /** fn runs after the key was done (must be 0). */
   fnRuns: number;
-  failures: string[];
 }
 
 export interface FreshResult {
-  kind: 'fresh';
   firstCallMs: number;
   fnRuns: number;
-  failures: string[];
 }
 
-export interface ThroughputResult {
-  kind: 'throughput';
-  keys: number;
+export interface KeysResult {
   elapsedMs: number;
   /** Keys whose fn ran other than exactly once. */
   wrongRuns: number;
-  failures: string[];
+  /** Live heap (after gc()) at its peak, minus the same before, per key in flight. */
+  heapPerKey: number | undefined;
 }
 
-export type JobResult = FanoutResult | CachedResult | FreshResult | ThroughputResult;
+export type JobResult = FanoutResult | CachedResult | FreshResult | KeysResult;
+
+/** Requests sent per command name (`evalsha:<sha prefix>` tells scripts apart). */
+export type Requests = Record<string, number>;
+
+export type ToWorker = { type: 'go'; at: number };
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'fn-start'; at: number }
+  | { type: 'result'; result: JobResult; requests: Requests; failures: string[] }
+  | { type: 'error'; message: string };
 
 /**
- * Parent → worker. One job at a time: prepare (connect) → go (measure) → release (close). Each reply
- * carries the requests sent during its step.
+ * Wall-clock milliseconds with sub-millisecond resolution. `performance.now()` alone is per process;
+ * adding `timeOrigin` puts every process of this machine on its one clock, so a time taken in the
+ * leader (fn returned) and one taken in another process (a caller resolved) can be subtracted.
  */
-export type Command = { type: 'prepare'; job: Job } | { type: 'go' } | { type: 'release' };
+export function now(): number {
+  return origin + performance.now();
+}
+const origin = performance.timeOrigin; // read once: the getter costs microseconds, on every caller's wake
 
-/** Worker → parent. */
-export type Message =
-  | { type: 'up' }
-  | { type: 'ready'; requests: RequestCounts }
-  | { type: 'fn-start'; at: number }
-  | { type: 'result'; result: JobResult }
-  | { type: 'released'; requests: RequestCounts }
-  | { type: 'error'; message: string };
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
+
+export function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,219 +1,187 @@
 /**
- * A bench worker: one child process standing for one node of a cluster. It runs one job at a time,
- * in three steps the parent drives, so that the parent can take Redis snapshots between them:
- *   prepare — create the peer (connect, and for `cached` make the key done) → 'ready'
- *   go      — measure → 'result'
- *   release — close the peer → 'released'
- * 'ready' and 'released' carry the requests this process sent during prepare, and since go.
- * Run as: node --import tsx --import ./scripts/register-lua.mjs bench/worker.ts <redis-url>
+ * A bench worker: one child process standing for one node of a cluster, forked for one job (its JSON
+ * is argv[2]; see protocol.ts). It counts every request any ioredis client in it sends — the peer's
+ * own clients, their duplicates, and redlock's or redis-semaphore's calls through them — by patching
+ * the one method they all go through: the client's view, where one EVALSHA is one request.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { now, sleep } from './clock.js';
-import { ignoreClient, installRequestCounter, takeRequestCounts } from './counting.js';
-import { connect } from './peers/connect.js';
-import { createPeer } from './peers/create.js';
-import type { Peer } from './peers/peer.js';
-import type {
-  CachedJob,
-  Command,
-  FanoutJob,
-  FanoutResult,
-  FnRun,
-  FnSpec,
-  FreshJob,
-  Job,
-  JobResult,
-  Message,
-  ThroughputJob,
+import { createPeer, type Peer } from './peers.js';
+import {
+  type CachedResult,
+  describe,
+  type FanoutResult,
+  type FreshResult,
+  type FromWorker,
+  type Job,
+  type JobResult,
+  type KeysResult,
+  now,
+  type Requests,
+  sleep,
+  type ToWorker,
 } from './protocol.js';
 
-installRequestCounter();
-const tracing = process.env.BENCH_TRACE === '1';
-if (tracing) traceMessages();
-
-const redisUrl = process.argv[2];
-if (!redisUrl) throw new Error('usage: worker.ts <redis-url>');
-const counters = await connect(redisUrl);
-ignoreClient(counters);
-
-/** Errors no caller awaited (a library's timer throwing, say): reported with the job, not a crash. */
-let stray: string[] = [];
-process.on('uncaughtException', (error) => stray.push(`uncaught: ${describe(error)}`));
-process.on('unhandledRejection', (error) => stray.push(`unhandled rejection: ${describe(error)}`));
-// The parent is gone (even killed with SIGKILL): nothing else would ever end this process.
-process.on('disconnect', () => process.exit(0));
-
-let peer: Peer | undefined;
-let measure: (() => Promise<JobResult>) | undefined;
-
-function send(message: Message): void {
-  process.send?.(message);
+let requests: Requests = {};
+type SendCommand = (this: Redis, command: { name: string; args: unknown[] }, stream?: unknown) => unknown;
+const proto = Redis.prototype as unknown as { sendCommand: SendCommand };
+const sendCommand = proto.sendCommand;
+proto.sendCommand = function (command, stream) {
+  const lower = command.name.toLowerCase();
+  const name = lower === 'evalsha' ? `evalsha:${String(command.args[0]).slice(0, 8)}` : lower;
+  requests[name] = (requests[name] ?? 0) + 1;
+  return sendCommand.call(this, command, stream);
+};
+function takeRequests(): Requests {
+  const taken = requests;
+  requests = {};
+  return taken;
 }
 
-process.on('message', (command: Command) => {
-  handle(command).catch((error: unknown) => send({ type: 'error', message: describe(error) }));
-});
-send({ type: 'up' });
+const send = (message: FromWorker) => process.send?.(message);
+/** Errors no caller awaited (a library's timer throwing, say): reported with the result. */
+const failures: string[] = [];
+const fail = (error: unknown) => {
+  if (failures.length < 20) failures.push(describe(error));
+};
+process.on('uncaughtException', (error) => fail(`uncaught: ${describe(error)}`));
+process.on('unhandledRejection', (error) => fail(`unhandled rejection: ${describe(error)}`));
+// The parent is done with us, or gone (even SIGKILLed).
+process.on('disconnect', () => process.exit(0));
 
-async function handle(command: Command): Promise<void> {
-  switch (command.type) {
-    case 'prepare': {
-      const { job } = command;
-      stray = [];
-      takeRequestCounts();
-      peer = await createPeer(job.peer, job.options);
-      measure = await prepare(job, peer);
-      send({ type: 'ready', requests: takeRequestCounts() });
-      return;
-    }
-    case 'go': {
-      if (!measure) throw new Error('go before prepare');
-      takeRequestCounts(); // count from here: connecting and preparing were counted with 'ready'
-      const result = await measure();
-      send({ type: 'result', result });
-      return;
-    }
-    case 'release': {
-      const requests = takeRequestCounts();
-      await peer?.close();
-      peer = undefined;
-      measure = undefined;
-      send({ type: 'released', requests });
-      return;
-    }
+try {
+  const job = JSON.parse(process.argv[2]!) as Job;
+  const peer = await createPeer(job.peer, job.options);
+  const measure = await prepare(job, peer);
+  process.once('message', async (message: ToWorker) => {
+    await sleep(message.at - now()); // every worker of a run starts at the same moment
+    takeRequests(); // count from here, not the connecting and preparing
+    const result = await profiled(`${job.kind}-${job.peer}`, measure);
+    if (job.kind === 'keys' && job.memory)
+      (result as KeysResult).heapPerKey = await heapPerKey(peer, job.inFlight);
+    // Unsubscribes and releases sent once callers resolved are part of the cost: let them go out.
+    await sleep(100);
+    send({ type: 'result', result, requests: takeRequests(), failures });
+  });
+  send({ type: 'ready' });
+} catch (error) {
+  send({ type: 'error', message: describe(error) });
+}
+
+/**
+ * BENCH_CPU_PROF=dir: a V8 CPU profile of the measured part only (from 'go' to the result, sampled
+ * every 50 µs), written to dir/<kind>-<peer>-<pid>.cpuprofile; open it in Chrome DevTools.
+ */
+async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
+  const dir = process.env.BENCH_CPU_PROF;
+  if (!dir) return work();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 50 });
+  await session.post('Profiler.start');
+  try {
+    return await work();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${name}-${process.pid}.cpuprofile`), JSON.stringify(profile));
   }
 }
 
 /** Does what must happen before the parent's first snapshot; returns the measured part. */
 async function prepare(job: Job, peer: Peer): Promise<() => Promise<JobResult>> {
+  let fnRuns = 0;
+  const count = async () => ++fnRuns;
   switch (job.kind) {
     case 'fanout':
-      return () => fanout(job, peer);
-    case 'cached': {
-      let runs = 0;
-      const fn = async () => ++runs;
-      await peer.initOnce(job.key, fn);
-      return () => cached(job, peer, fn, () => runs - 1);
-    }
+      // A process has led something of its own (at start-up, say) before it waits on another's key.
+      if (job.warmup) await peer.initOnce(`warmup:${process.pid}`, async () => process.pid);
+      return () => fanout(peer, job.key, job.callers, job.fnMs);
+    case 'cached':
+      await peer.initOnce(job.key, count); // this process makes the key done, then loops on it
+      return async (): Promise<CachedResult> => {
+        const started = performance.now();
+        const deadline = started + job.maxMs;
+        let calls = 0;
+        try {
+          // Plain `await once.run(key, fn)`, as users write it; the clock is read every 1,024 calls.
+          while (calls < job.calls && ((calls & 1023) !== 0 || performance.now() < deadline)) {
+            await peer.initOnce(job.key, count);
+            calls++;
+          }
+        } catch (error) {
+          fail(error);
+        }
+        return { calls, elapsedMs: performance.now() - started, fnRuns: fnRuns - 1 };
+      };
     case 'fresh':
-      return () => fresh(job, peer);
-    case 'throughput':
-      return () => throughput(job, peer);
+      return async (): Promise<FreshResult> => {
+        const started = performance.now();
+        await peer.initOnce(job.key, count).catch(fail);
+        return { firstCallMs: performance.now() - started, fnRuns };
+      };
+    case 'keys':
+      if (job.warmupKeys > 0) await keys(peer, 'warmup', job.warmupKeys, job.inFlight);
+      return () => keys(peer, 'key', job.total, job.inFlight);
   }
 }
 
-/** The scenarios' init: counted in Redis at start and at completion, timed for release latency. */
-function countedFn(spec: FnSpec, runs: FnRun[]): () => Promise<{ pid: number }> {
-  return async () => {
-    const run: FnRun = { startedAt: now() };
-    runs.push(run);
-    send({ type: 'fn-start', at: run.startedAt });
-    await counters.hincrby(spec.counterKey, 'starts', 1);
-    await sleep(spec.ms);
-    await counters.hincrby(spec.counterKey, 'completions', 1);
-    run.finishedAt = now();
-    return { pid: process.pid };
+async function fanout(peer: Peer, key: string, callers: number, fnMs: number): Promise<FanoutResult> {
+  const result: FanoutResult = { resolvedAt: [], finishedAt: undefined, fnRuns: 0 };
+  const fn = async () => {
+    send({ type: 'fn-start', at: now() });
+    await sleep(fnMs);
+    result.fnRuns++;
+    result.finishedAt = now();
+    return process.pid;
   };
-}
-
-async function fanout(job: FanoutJob, peer: Peer): Promise<JobResult> {
-  const runs: FnRun[] = [];
-  const fn = countedFn(job.fn, runs);
-  const resolvedAt: number[] = [];
-  const failures: string[] = [];
-  await Promise.all(
-    Array.from({ length: job.callers }, () =>
-      peer.initOnce(job.key, fn).then(
-        () => {
-          resolvedAt.push(now());
-        },
-        (error: unknown) => {
-          failures.push(describe(error));
-        },
-      ),
-    ),
-  );
-  const result: FanoutResult = { kind: 'fanout', resolvedAt, failures: [...failures, ...stray], runs };
-  if (tracing) result.messageAt = messagesAt.splice(0);
+  const call = () => peer.initOnce(key, fn).then(() => void result.resolvedAt.push(now()), fail);
+  await Promise.all(Array.from({ length: callers }, call));
   return result;
 }
 
-async function cached(
-  job: CachedJob,
-  peer: Peer,
-  fn: () => Promise<number>,
-  extraRuns: () => number,
-): Promise<JobResult> {
-  const failures: string[] = [];
-  const started = performance.now();
-  const deadline = started + job.maxMs;
-  let calls = 0;
-  try {
-    // Checking the clock every 1,024 calls keeps it out of the measured loop.
-    while (calls < job.calls) {
-      await peer.initOnce(job.key, fn);
-      calls++;
-      if ((calls & 1023) === 0 && performance.now() > deadline) break;
-    }
-  } catch (error) {
-    failures.push(describe(error));
-  }
-  const elapsedMs = performance.now() - started;
-  return { kind: 'cached', calls, elapsedMs, fnRuns: extraRuns(), failures: [...failures, ...stray] };
-}
-
-async function fresh(job: FreshJob, peer: Peer): Promise<JobResult> {
-  let fnRuns = 0;
-  const failures: string[] = [];
-  const started = performance.now();
-  try {
-    await peer.initOnce(job.key, async () => ++fnRuns);
-  } catch (error) {
-    failures.push(describe(error));
-  }
-  const firstCallMs = performance.now() - started;
-  return { kind: 'fresh', firstCallMs, fnRuns, failures: [...failures, ...stray] };
-}
-
-async function throughput(job: ThroughputJob, peer: Peer): Promise<JobResult> {
-  const runs = new Uint32Array(job.keys);
-  const failures: string[] = [];
+/** `total` distinct keys through `inFlight` lanes, each taking the next key once its last is done. */
+async function keys(peer: Peer, prefix: string, total: number, inFlight: number): Promise<KeysResult> {
+  const runs = new Uint8Array(total);
   let next = 0;
-  // `concurrency` lanes, each taking the next key as soon as its last one is done.
   const lane = async () => {
-    while (next < job.keys) {
+    while (next < total) {
       const index = next++;
-      try {
-        await peer.initOnce(`${job.keyPrefix}:${index}`, async () => {
-          runs[index]!++;
-          return index;
-        });
-      } catch (error) {
-        if (failures.length < 10) failures.push(describe(error));
-      }
+      await peer.initOnce(`${prefix}:${index}`, async () => ++runs[index]!).catch(fail);
     }
   };
   const started = performance.now();
-  await Promise.all(Array.from({ length: job.concurrency }, lane));
+  await Promise.all(Array.from({ length: Math.min(inFlight, total) }, lane));
   const elapsedMs = performance.now() - started;
-  const wrongRuns = runs.reduce((wrong, count) => wrong + (count === 1 ? 0 : 1), 0);
-  return { kind: 'throughput', keys: job.keys, elapsedMs, wrongRuns, failures: [...failures, ...stray] };
+  return { elapsedMs, wrongRuns: runs.filter((n) => n !== 1).length, heapPerKey: undefined };
 }
 
 /**
- * BENCH_TRACE=1 (diagnosis, not the bench): when each pub/sub message reached this process, to split
- * a release latency into "delivered" and "woke its callers".
+ * `inFlight` new keys at once; the live heap (gc() before every reading) at its highest while they
+ * are in flight, minus the live heap before, per key. Needs --expose-gc.
  */
-const messagesAt: number[] = [];
-function traceMessages(): void {
-  const proto = Redis.prototype as unknown as { emit(event: string | symbol, ...args: unknown[]): boolean };
-  const emit = proto.emit;
-  proto.emit = function (event, ...args) {
-    if (event === 'message' || event === 'smessage') messagesAt.push(now());
-    return emit.call(this, event, ...args);
+async function heapPerKey(peer: Peer, inFlight: number): Promise<number> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('heapPerKey needs node --expose-gc');
+  const live = () => {
+    gc();
+    return process.memoryUsage().heapUsed;
   };
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const before = live();
+  let peak = before;
+  let settled = false;
+  const all = Promise.all(
+    Array.from({ length: inFlight }, (_, i) => peer.initOnce(`memory:${i}`, async () => i).catch(fail)),
+  ).then(() => {
+    settled = true;
+  });
+  while (!settled) {
+    peak = Math.max(peak, live());
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await all;
+  return (peak - before) / inFlight;
 }
