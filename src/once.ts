@@ -235,20 +235,28 @@ class OnceInstance implements Once {
     return this.closed;
   }
 
-  private async call(
+  /** Not async (one async frame less per call, on the path of every call): errors become rejections. */
+  private call(
     key: string,
     fn: OnceFn,
     options: RunOptions | undefined,
     detailed: boolean,
   ): Promise<unknown> {
-    checkFn(fn);
-    checkKey(key);
-    const run = resolveRunOptions(options, this.options);
-    return this.join(key, fn, run, run.waitTimeoutMs, run.signal, detailed);
+    try {
+      checkFn(fn);
+      checkKey(key);
+      const run = resolveRunOptions(options, this.options);
+      return this.join(key, fn, run, run.waitTimeoutMs, run.signal, detailed);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
-  /** This caller joins the key's flight (or starts it), unless memory already has the value. */
-  private async join(
+  /**
+   * This caller joins the key's flight (or starts it), unless memory already has the value. It throws
+   * for bad state (closed, re-entry); `call` and `wait` turn that into a rejection.
+   */
+  private join(
     key: string,
     fn: OnceFn | undefined,
     settings: CallSettings,
@@ -260,9 +268,11 @@ class OnceInstance implements Once {
     if (signal?.aborted) throw new OnceAbortError({ key, cause: signal.reason });
     const hit = this.memo.get(key);
     if (hit) {
-      return detailed
-        ? ({ ...hit, role: 'cached', waitedMs: performance.now() - started } satisfies RunResult<unknown>)
-        : hit.value;
+      return Promise.resolve(
+        detailed
+          ? ({ ...hit, role: 'cached', waitedMs: performance.now() - started } satisfies RunResult<unknown>)
+          : hit.value,
+      );
     }
     this.assertOpen(key);
     let flight = this.memo.flight(key);

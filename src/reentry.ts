@@ -38,7 +38,7 @@ export function leadFrame(): LeadFrame {
     name,
     run: holder[name as keyof typeof holder] as LeadFrame['run'],
     release: () => {
-      if (free.length < 1024) free.push(frame);
+      if (free.length < 16384) free.push(frame);
     },
   };
   return frame;

@@ -24,11 +24,14 @@ export class ScriptCalls {
     private readonly perMasterCache: boolean,
   ) {}
 
-  async eval(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+  eval(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     const known = this.scripts.get(script.sha);
-    if (known === undefined && !this.perMasterCache) return this.probe(script, keys, args);
-    if (known !== undefined && known !== true) await known.catch(() => {});
-    return this.evalsha(script, keys, args);
+    if (known === true || this.perMasterCache) return this.evalsha(script, keys, args);
+    if (known === undefined) return this.probe(script, keys, args);
+    return known.then(
+      () => this.evalsha(script, keys, args),
+      () => this.evalsha(script, keys, args),
+    );
   }
 
   private async evalsha(
