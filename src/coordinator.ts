@@ -16,9 +16,9 @@ import type { KeyNames } from './keys.js';
 import { Lease } from './lease.js';
 import { leadFrame } from './reentry.js';
 import { decodeMessage, type Snapshot, type StoredState } from './state.js';
-import type { Claim, Store } from './store/store.js';
+import type { Claim, HeldLease, Store } from './store/store.js';
 import type { Subscriptions } from './subscriber.js';
-import { decodeStoredValue, encodeValue } from './value.js';
+import { decodeStoredValue, decodeValue, encodeValue } from './value.js';
 
 const debug = createDebug('redis-once:coordinator');
 
@@ -112,8 +112,8 @@ export class Coordinator {
           });
           if (claim.kind === 'claimed') {
             // The attempts before this one are spent for callers who allow no more.
-            this.failSpent(flight, names, { state: claim.replaced, leasePttl: -2, statePttl: -1, fence: 0 });
-            const landing = await this.lead(flight, names, claim, leaseValue, settings, sentAt);
+            this.failSpent(flight, { state: claim.replaced, leasePttl: -2, statePttl: -1, fence: 0 });
+            const landing = await this.lead(flight, claim, settings, sentAt);
             if (landing) return landing;
             waited = true;
             continue;
@@ -132,8 +132,8 @@ export class Coordinator {
             expiry(sentAt, snapshot.statePttl),
           );
         }
-        if (decision.kind === 'failed') throw failedError(names.key, decision.attempts, decision.last);
-        this.failSpent(flight, names, snapshot);
+        if (decision.kind === 'failed') throw failedError(flight.key, decision.attempts, decision.last);
+        this.failSpent(flight, snapshot);
         lastReadAt = sentAt;
         waited = true;
         if (!watch) {
@@ -152,9 +152,9 @@ export class Coordinator {
         if (wake.kind === 'stopped') return undefined;
         if (wake.kind === 'lost') {
           throw new RedisUnavailableError(
-            `The subscription to "${names.key}"'s completions dropped and did not come back within ` +
+            `The subscription to "${flight.key}"'s completions dropped and did not come back within ` +
               `${this.deps.redisTimeoutMs} ms (redisTimeoutMs).`,
-            { key: names.key },
+            { key: flight.key },
           );
         }
         if (wake.kind === 'message' && !store.isQuorum) {
@@ -169,7 +169,7 @@ export class Coordinator {
             );
           }
         }
-        debug('%s: woke on %s; reading again', names.key, wake.kind);
+        debug('%s: woke on %s; reading again', flight.key, wake.kind);
       }
     } finally {
       // After the callers are released: unsubscribing can wait for their continuations to run.
@@ -220,11 +220,11 @@ export class Coordinator {
   }
 
   /** Callers whose own maxAttempts the key's ended attempts reach fail now; the others stay. */
-  private failSpent(flight: Flight, names: KeyNames, snapshot: Snapshot): void {
+  private failSpent(flight: Flight, snapshot: Snapshot): void {
     const phase = phaseOf(snapshot).kind;
     if (phase !== 'failed' && phase !== 'crashed') return;
     const { attempts } = snapshot.state;
-    flight.failSpent(attempts, () => failedError(names.key, attempts, lastError(snapshot)!));
+    flight.failSpent(attempts, () => failedError(flight.key, attempts, lastError(snapshot)!));
   }
 
   /** When a waiting flight reads again if no message comes first. */
@@ -242,30 +242,25 @@ export class Coordinator {
    */
   private async lead(
     flight: Flight,
-    names: KeyNames,
     claim: Extract<Claim, { kind: 'claimed' }>,
-    leaseValue: string,
     settings: { leaseMs: number; doneTtlMs: number | undefined },
     sentAt: number,
   ): Promise<Landing | undefined> {
-    const { store } = this.deps;
-    const key = names.key;
-    const ref = { leaseValue, token: claim.token };
+    const { key } = flight;
+    const { held } = claim;
     const lease = new Lease({
       key,
       leaseMs: settings.leaseMs,
       sentAt,
       repliedAt: performance.now(),
-      renew: (withinMs) => store.renew(names, { ...ref, leaseMs: settings.leaseMs }, withinMs),
+      renew: (withinMs) => held.renew(withinMs),
     });
     // fn never starts for a flight nobody waits on, in an instance that is closing, or on a lease that
     // came back too late to be trusted: give the claim back (no attempt is spent).
     const fn = flight.stopped || this.closing || !lease.isValid() ? undefined : flight.startRunning();
     if (!fn) {
       debug('%s: giving the claim back before fn started', key);
-      await store
-        .abandon(names, ref)
-        .catch((error: unknown) => debug('%s: abandon: %s', key, errorText(error)));
+      await held.abandon().catch((error: unknown) => debug('%s: abandon: %s', key, errorText(error)));
       return undefined;
     }
     lease.start();
@@ -302,7 +297,7 @@ export class Coordinator {
       // starts while fn may still run here.
       flight.endRun(this.closing ? new OnceClosedError(key) : lease.reason);
       void settled.then(async () => {
-        await this.record(names, ref, lease.reason, this.closing ? 'failed' : 'lease-lost');
+        await this.record(key, held, lease.reason, this.closing ? 'failed' : 'lease-lost');
         finish();
       });
       return undefined;
@@ -315,7 +310,7 @@ export class Coordinator {
         valueJson = encodeValue(first.value, key);
       } catch (error) {
         lease.stop();
-        await this.record(names, ref, error, 'failed');
+        await this.record(key, held, error, 'failed');
         flight.endRun(error);
         return undefined;
       }
@@ -326,12 +321,12 @@ export class Coordinator {
           { key },
         );
         lease.lose(error);
-        await this.record(names, ref, error, 'lease-lost');
+        await this.record(key, held, error, 'lease-lost');
         flight.endRun(error);
         return undefined;
       }
       const completeAt = performance.now(); // the done state's TTL starts after this
-      const reply = await this.completeWhileValid(names, ref, lease, valueJson, settings.doneTtlMs).finally(
+      const reply = await this.completeWhileValid(key, held, lease, valueJson, settings.doneTtlMs).finally(
         () => lease.stop(),
       );
       if (!reply.ok) {
@@ -343,19 +338,10 @@ export class Coordinator {
         );
         return undefined;
       }
-      const state: StoredState = {
-        status: 'done',
-        token: claim.token,
-        owner: this.deps.nodeId,
-        attempts: claim.attempt,
-        startedAt: claim.startedAt,
-        finishedAt: undefined,
-        valueJson,
-        error: undefined,
-        outcome: undefined,
-        doneTtlMs: settings.doneTtlMs,
-      };
-      return landing(names, state, 'here', expiry(completeAt, settings.doneTtlMs ?? -1));
+      // Every caller gets the value as a follower would: a copy made from its JSON, which fn cannot
+      // change afterwards through a reference it kept.
+      const done = { value: decodeValue(valueJson), fencingToken: claim.token, attempt: claim.attempt };
+      return { done, by: 'here', expiresAt: expiry(completeAt, settings.doneTtlMs ?? -1) };
     } catch (error) {
       lease.stop();
       flight.endRun(error);
@@ -371,18 +357,18 @@ export class Coordinator {
    * could still record it.
    */
   private async completeWhileValid(
-    names: KeyNames,
-    ref: { leaseValue: string; token: number },
+    key: string,
+    held: HeldLease,
     lease: Lease,
     valueJson: string | undefined,
     doneTtlMs: number | undefined,
   ) {
     for (;;) {
       try {
-        return await this.deps.store.complete(names, { ...ref, valueJson, doneTtlMs });
+        return await held.complete(valueJson, doneTtlMs);
       } catch (error) {
         if (!(error instanceof RedisUnavailableError) || !lease.isValid()) throw error;
-        debug('%s: complete not answered (%s); trying again', names.key, error.message);
+        debug('%s: complete not answered (%s); trying again', key, error.message);
         // A refusal that comes at once (a closed connection) must not spin.
         await new Promise((resolve) => setTimeout(resolve, COMPLETE_RETRY_MS).unref());
       }
@@ -394,16 +380,16 @@ export class Coordinator {
    * waiter takes over at once. Best effort: if Redis is unreachable, the lease simply expires.
    */
   private async record(
-    names: KeyNames,
-    ref: { leaseValue: string; token: number },
+    key: string,
+    held: HeldLease,
     error: unknown,
     outcome: 'failed' | 'lease-lost',
   ): Promise<void> {
     try {
-      const reply = await this.deps.store.fail(names, { ...ref, error: summarizeError(error), outcome });
-      if (!reply.ok) debug('%s: failure not recorded (%s)', names.key, reply.reason);
+      const reply = await held.fail(summarizeError(error), outcome);
+      if (!reply.ok) debug('%s: failure not recorded (%s)', key, reply.reason);
     } catch (recordError) {
-      debug('%s: could not record the failure: %s', names.key, errorText(recordError));
+      debug('%s: could not record the failure: %s', key, errorText(recordError));
     }
   }
 }

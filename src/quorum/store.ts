@@ -7,7 +7,7 @@ import type { RenewOutcome } from '../lease.js';
 import type { ClaimReply, FinishReply, ResetReply } from '../scripts.js';
 import * as scripts from '../scripts.js';
 import type { Snapshot } from '../state.js';
-import type { Claim, ClaimRequest, LeaseRef, Store } from '../store/store.js';
+import { type Claim, type ClaimRequest, HeldLease, type LeaseRef, type Store } from '../store/store.js';
 import { reconcile } from './reconcile.js';
 
 const debug = createDebug('redis-once:quorum');
@@ -128,6 +128,7 @@ export class QuorumStore implements Store {
         attempt: decision.attempt,
         startedAt: Math.min(...[...took.values()].map((t) => t.startedAt)),
         replaced: before.state,
+        held: new HeldLease(this, names, { leaseValue: args.leaseValue, token }, args.leaseMs),
       };
     }
     gaveUp = true;

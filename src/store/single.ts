@@ -7,7 +7,7 @@ import type { FinishReply, ResetReply } from '../scripts.js';
 import * as scripts from '../scripts.js';
 import type { Snapshot } from '../state.js';
 import { withTimeout } from '../timeout.js';
-import type { Claim, ClaimRequest, LeaseRef, Store } from './store.js';
+import { type Claim, type ClaimRequest, HeldLease, type LeaseRef, type Store } from './store.js';
 
 const debug = createDebug('redis-once:store');
 
@@ -45,8 +45,11 @@ export class SingleStore implements Store {
     }
     if (reply.kind === 'stale') throw new Error('redis-once: the claim script refused a token it issued');
     // Waiting for replicas spends the lease's own time: never more than a fifth of it.
-    if (reply.kind === 'claimed') await this.acknowledge(names, 'the claim', Math.floor(args.leaseMs / 5));
-    return reply;
+    if (reply.kind === 'refused') return reply;
+    await this.acknowledge(names, 'the claim', Math.floor(args.leaseMs / 5));
+    const { token, attempt, startedAt, replaced } = reply;
+    const held = new HeldLease(this, names, { leaseValue: args.leaseValue, token }, args.leaseMs);
+    return { kind: 'claimed', token, attempt, startedAt, replaced, held };
   }
 
   read(names: KeyNames): Promise<Snapshot> {

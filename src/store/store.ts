@@ -1,3 +1,4 @@
+import type { ErrorSummary } from '../errors.js';
 import type { KeyNames } from '../keys.js';
 import type { RenewOutcome } from '../lease.js';
 import type { FinishReply, ResetReply } from '../scripts.js';
@@ -44,5 +45,42 @@ export interface LeaseRef {
 }
 
 export type Claim =
-  | { kind: 'claimed'; token: number; attempt: number; startedAt: number; replaced: StoredState }
+  | {
+      kind: 'claimed';
+      token: number;
+      attempt: number;
+      startedAt: number;
+      replaced: StoredState;
+      /** What the attempt does with its lease from here to its end. */
+      held: HeldLease;
+    }
   | { kind: 'refused'; snapshot: Snapshot };
+
+/**
+ * A claim won, bound to its key and its lease: the attempt renews, completes, fails or gives back
+ * through it, so one value travels from the claim to the attempt's end.
+ */
+export class HeldLease {
+  constructor(
+    private readonly store: Store,
+    private readonly names: KeyNames,
+    private readonly ref: LeaseRef,
+    private readonly leaseMs: number,
+  ) {}
+
+  renew(withinMs: number): Promise<RenewOutcome> {
+    return this.store.renew(this.names, { ...this.ref, leaseMs: this.leaseMs }, withinMs);
+  }
+
+  complete(valueJson: string | undefined, doneTtlMs: number | undefined): Promise<FinishReply> {
+    return this.store.complete(this.names, { ...this.ref, valueJson, doneTtlMs });
+  }
+
+  fail(error: ErrorSummary, outcome: 'failed' | 'lease-lost'): Promise<FinishReply> {
+    return this.store.fail(this.names, { ...this.ref, error, outcome });
+  }
+
+  abandon(): Promise<FinishReply> {
+    return this.store.abandon(this.names, this.ref);
+  }
+}
