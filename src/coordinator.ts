@@ -113,7 +113,7 @@ export class Coordinator {
           if (claim.kind === 'claimed') {
             // The attempts before this one are spent for callers who allow no more.
             this.failSpent(flight, { state: claim.replaced, leasePttl: -2, statePttl: -1, fence: 0 });
-            const landing = await this.lead(flight, claim, settings, sentAt);
+            const landing = await this.lead(flight, claim, settings.leaseMs, sentAt);
             if (landing) return landing;
             waited = true;
             continue;
@@ -179,13 +179,16 @@ export class Coordinator {
   }
 
   /**
-   * A reset of `key` with the counter at `fence` was announced: an attempt of ours with a token up to it
-   * is void (a forced reset took its lease), so its fn hears of it now, not at its next renewal.
+   * A reset of `key` that found the counter at `fence` was announced: an attempt of ours with a token up
+   * to it was running when the reset came, so a forced reset took its lease. Its lease renews at once,
+   * and fn hears now, not at its next renewal, if Redis refuses. (A reset that one master of a quorum
+   * applies late, after a newer attempt took the key, names that master's counter; the majority's
+   * renewal then keeps the attempt.)
    */
   onReset(key: string, fence: number): void {
     const attempt = this.leading.get(key);
     if (attempt && attempt.token <= fence) {
-      attempt.lease.lose(
+      attempt.lease.confirm(
         new LeaseLostError(`Lease lost: "${key}" was reset (with force) while its fn ran here.`, { key }),
       );
     }
@@ -243,14 +246,14 @@ export class Coordinator {
   private async lead(
     flight: Flight,
     claim: Extract<Claim, { kind: 'claimed' }>,
-    settings: { leaseMs: number; doneTtlMs: number | undefined },
+    leaseMs: number,
     sentAt: number,
   ): Promise<Landing | undefined> {
     const { key } = flight;
     const { held } = claim;
     const lease = new Lease({
       key,
-      leaseMs: settings.leaseMs,
+      leaseMs,
       sentAt,
       repliedAt: performance.now(),
       renew: (withinMs) => held.renew(withinMs),
@@ -265,6 +268,9 @@ export class Coordinator {
     }
     lease.start();
     debug('%s: leading attempt %d with token %d', key, claim.attempt, claim.token);
+    // The caller whose fn runs may not be the one whose settings claimed the key (that one's attempts
+    // were spent): its own doneTtlMs counts. The lease keeps the leaseMs it was claimed with.
+    const { doneTtlMs } = flight.runnerSettings!;
 
     let endAttempt!: () => void;
     const leading: Leading = {
@@ -326,7 +332,7 @@ export class Coordinator {
         return undefined;
       }
       const completeAt = performance.now(); // the done state's TTL starts after this
-      const reply = await this.completeWhileValid(key, held, lease, valueJson, settings.doneTtlMs).finally(
+      const reply = await this.completeWhileValid(key, held, lease, valueJson, doneTtlMs).finally(
         () => lease.stop(),
       );
       if (!reply.ok) {
@@ -341,7 +347,7 @@ export class Coordinator {
       // Every caller gets the value as a follower would: a copy made from its JSON, which fn cannot
       // change afterwards through a reference it kept.
       const done = { value: decodeValue(valueJson), fencingToken: claim.token, attempt: claim.attempt };
-      return { done, by: 'here', expiresAt: expiry(completeAt, settings.doneTtlMs ?? -1) };
+      return { done, by: 'here', expiresAt: expiry(completeAt, doneTtlMs ?? -1) };
     } catch (error) {
       lease.stop();
       flight.endRun(error);

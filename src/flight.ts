@@ -183,6 +183,11 @@ export class Flight {
     return runner.fn;
   }
 
+  /** The settings of the caller whose fn runs now. */
+  get runnerSettings(): CallSettings | undefined {
+    return this.runner?.settings;
+  }
+
   /** True while a caller's fn runs in this process. */
   get running(): boolean {
     return this.runner !== undefined;

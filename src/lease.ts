@@ -66,6 +66,12 @@ export class Lease {
   private renewTimer: NodeJS.Timeout | undefined;
   private abortTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** A renewal is on its way. */
+  private renewing = false;
+  /** Renew again as soon as the renewal on its way is answered (it may predate news of a reset). */
+  private renewAgain = false;
+  /** Why the lease is lost if a renewal is refused; set by `confirm`. */
+  private refusedReason: unknown;
 
   constructor(private readonly options: LeaseOptions) {
     this.timing = leaseTiming(options.leaseMs);
@@ -132,6 +138,18 @@ export class Lease {
     clearTimeout(this.abortTimer);
   }
 
+  /**
+   * News that the lease may have been taken (a forced reset was announced): renew now rather than at
+   * the next timer, and lose the lease with `reason` if Redis refuses. A renewal proves the news wrong
+   * where it was only partly true (a quorum's minority applied the reset late, after this attempt began).
+   */
+  confirm(reason: unknown): void {
+    if (this.stopped || this.lost) return;
+    this.refusedReason = reason;
+    clearTimeout(this.renewTimer);
+    void this.renewOnce();
+  }
+
   /** The lease is not ours any more (or must not be trusted): stop, and abort `signal` with `reason`. */
   lose(reason: unknown): void {
     this.stop();
@@ -173,25 +191,36 @@ export class Lease {
 
   private async renewOnce(): Promise<void> {
     if (this.checkDeadline()) return;
+    if (this.renewing) {
+      this.renewAgain = true;
+      return;
+    }
     if (!this.abortTimer) this.armAbort();
     const sentAt = performance.now();
     const left = this.abortAt - sentAt;
     // Each try leaves room for another before the deadline: at least two chances.
+    this.renewing = true;
+    this.renewAgain = false;
     const outcome = await this.options.renew(left < 4 * MIN_RETRY_MS ? left : left / 2);
+    this.renewing = false;
     // Proven only if answered before the deadline we were living on.
     if (this.checkDeadline()) return;
     if (outcome === 'renewed') {
       this.validUntil = sentAt + this.options.leaseMs - this.timing.driftMs;
       this.repliedAt = performance.now();
       this.armAbort();
-      this.armRenewal(sentAt + this.options.leaseMs / 3);
+      if (this.renewAgain) {
+        this.renewAgain = false;
+        void this.renewOnce();
+      } else this.armRenewal(sentAt + this.options.leaseMs / 3);
     } else if (outcome === 'refused') {
       this.lose(
-        new LeaseLostError(
-          `Lease lost: the lease of "${this.options.key}" is not ours any more ` +
-            '(it expired and was taken over, or the key was reset with force).',
-          { key: this.options.key },
-        ),
+        this.refusedReason ??
+          new LeaseLostError(
+            `Lease lost: the lease of "${this.options.key}" is not ours any more ` +
+              '(it expired and was taken over, or the key was reset with force).',
+            { key: this.options.key },
+          ),
       );
     } else {
       // Not answered: try again while there is time — at once if this try waited out its bound, after a

@@ -281,8 +281,8 @@ export async function abandon(
 }
 
 export type ResetReply =
-  | { ok: true; existed: boolean; fence: number }
-  | { ok: false; owner: string | undefined };
+  /** `fence`: the counter as the reset found it, the highest token whose attempt the reset ended. */
+  { ok: true; existed: boolean; fence: number } | { ok: false; owner: string | undefined };
 
 export async function reset(
   runner: ScriptRunner,

@@ -14,17 +14,29 @@ export function delayUntil(at: number): number {
  */
 export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(onTimeout()), ms);
+    let settled = false;
+    const timer = setTimeout(() => afterPendingIo(() => settled || reject(onTimeout())), ms);
     timer.unref();
     promise.then(
       (value) => {
+        settled = true;
         clearTimeout(timer);
         resolve(value);
       },
       (error: unknown) => {
+        settled = true;
         clearTimeout(timer);
         reject(error);
       },
     );
   });
+}
+
+/**
+ * Runs `verdict` once the replies already in the sockets have been read. After the event loop was
+ * blocked past a bound, its timer runs before the I/O that waited meanwhile; an answer that came in time
+ * must not be counted as none. (`setImmediate` runs after the loop's poll phase.)
+ */
+export function afterPendingIo(verdict: () => void): void {
+  setImmediate(verdict);
 }

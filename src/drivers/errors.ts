@@ -1,4 +1,5 @@
 import { OnceForeignValueError, RedisUnavailableError } from '../errors.js';
+import { afterPendingIo } from '../timeout.js';
 
 /**
  * Bounds a call on Redis by `timeoutMs` and turns whatever a client throws into our error classes:
@@ -11,25 +12,35 @@ export function bounded<T>(
   label: string,
   what: string,
   timeoutMs: number,
-  lastError?: Error,
+  /** Read when the bound is reached: the client's connection error by then says why. */
+  client?: { readonly lastError: Error | undefined },
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(
-        new RedisUnavailableError(
-          `Redis at ${label} did not answer ${describe(what)} within ${timeoutMs} ms (redisTimeoutMs)` +
-            `${lastError ? `: ${lastError.message}` : ''}.`,
-          { cause: lastError && safeCause(lastError) },
-        ),
-      );
-    }, timeoutMs);
+    let settled = false;
+    const timer = setTimeout(
+      () =>
+        afterPendingIo(() => {
+          if (settled) return;
+          const lastError = client?.lastError;
+          reject(
+            new RedisUnavailableError(
+              `Redis at ${label} did not answer ${describe(what)} within ${timeoutMs} ms (redisTimeoutMs)` +
+                `${lastError ? `: ${lastError.message}` : ''}.`,
+              { cause: lastError && safeCause(lastError) },
+            ),
+          );
+        }),
+      timeoutMs,
+    );
     timer.unref();
     call.then(
       (value) => {
+        settled = true;
         clearTimeout(timer);
         resolve(value);
       },
       (error: unknown) => {
+        settled = true;
         clearTimeout(timer);
         reject(translate(error, label, describe(what)));
       },

@@ -22,7 +22,8 @@ export class IoredisDriver implements Driver {
   readonly family = 'ioredis';
   readonly isCluster: boolean;
   private readonly calls: ScriptCalls;
-  private lastError: Error | undefined;
+  /** The client's latest connection error (until it is ready again): why a call was not answered. */
+  lastError: Error | undefined;
   private readiness: Promise<void> | undefined;
   private closed = false;
 
@@ -39,6 +40,9 @@ export class IoredisDriver implements Driver {
         this.lastError = error;
         debug('%s: %s', label, error.message);
       });
+      client.on('ready', () => {
+        this.lastError = undefined;
+      });
     }
     this.calls = new ScriptCalls(
       (command, args) => this.send(command, args),
@@ -52,7 +56,7 @@ export class IoredisDriver implements Driver {
       this.client.status === 'ready'
         ? this.calls.eval(script, keys, args)
         : this.ready().then(() => this.calls.eval(script, keys, args));
-    return bounded(call, this.label, script.name, this.timeoutMs, this.lastError).then(plainReply);
+    return bounded(call, this.label, script.name, this.timeoutMs, this).then(plainReply);
   }
 
   waitForReplicas(key: string, replicas: number, timeoutMs: number): Promise<number> {
@@ -97,7 +101,7 @@ export class IoredisDriver implements Driver {
   async masterOf(slot: number, refresh: boolean): Promise<NodeAddress> {
     const cluster = this.client as Cluster;
     // The slots are known once the Cluster is ready (ours connects on first use; a caller's, by itself).
-    await bounded(this.ready(true), this.label, 'connecting', this.timeoutMs);
+    await bounded(this.ready(true), this.label, 'a connection attempt', this.timeoutMs, this);
     if (refresh || !cluster.slots[slot]?.[0]) {
       const refreshed = new Promise<void>((resolve, reject) =>
         cluster.refreshSlotsCache((error) => (error ? reject(error) : resolve())),

@@ -11,13 +11,16 @@
   ARGV[2] completion channel (same hash tag as the keys): waiters decide again
   ARGV[3] '1' to publish ARGV[2] with SPUBLISH (a Cluster's sharded pub/sub), '0' for PUBLISH
   ARGV[4] control channel of the namespace: every process forgets the key, and a leader of an attempt
-          with a token up to the counter stops (a forced reset)
+          with a token up to the ended counter checks its lease at once (a forced reset took it)
   ARGV[5] the once-key, named in the control message
 
-  Publishes {} (the idle state) on ARGV[2], and ["reset", once-key, counter] on ARGV[4].
+  Publishes {} (the idle state) on ARGV[2], and ["reset", once-key, ended] on ARGV[4].
 
   Returns
-    {0, existed, fence}  reset; existed is 1 when there was a state to forget; fence is the counter now
+    {0, existed, ended}  reset; existed is 1 when there was a state to forget; ended is the counter as the
+                         reset found it, before raising it: the highest token whose attempt it ended (an
+                         attempt that begins after the reset has a higher one, even on a master that
+                         applies the reset late)
     {-5, owner}          refused: a leader holds the lease (owner from the state, '' if unknown)
     {-10, which, detail} a foreign value at KEYS[which]; nothing was deleted
 ]]
@@ -46,6 +49,7 @@ if lease.holder then
 end
 local existed = 0
 if state.status then existed = redis.call('DEL', stateKey) end
+local ended = fence
 -- The counter goes up to the server clock: a claim of an attempt from before the reset that is still on
 -- its way (to a slow master of a quorum, which may not even have seen that attempt yet) carries a
 -- lower token, and is refused when it lands.
@@ -58,5 +62,5 @@ end
 
 publishState(doneChannel, sharded, {})
 -- The control channel is namespace-wide, not in the key's slot: plain PUBLISH reaches every node.
-redis.call('PUBLISH', controlChannel, cjson.encode({'reset', onceKey, fence}))
-return {0, existed, fence}
+redis.call('PUBLISH', controlChannel, cjson.encode({'reset', onceKey, ended}))
+return {0, existed, ended}

@@ -97,7 +97,14 @@ export class QuorumStore implements Store {
       },
       // The answers, taken as the key before the claim, agree (else wait for every master): a majority
       // that took the claim is not enough, since a master may hold a reset or a done the others lack.
-      (all) => this.conclusive(all.flatMap((r) => asSnapshot(r) ?? [])),
+      (all) => this.conclusive(this.before(all).map((a) => a.snapshot)),
+      undefined,
+      {
+        // But once a majority took it, a master that does not answer (partitioned) is waited for only
+        // a few of the others' round trips: the lease is running.
+        when: (all) => count(all, (r) => r.kind === 'claimed') >= this.majority,
+        graceMs: (elapsedMs) => Math.min(args.leaseMs / 5, Math.max(25, 3 * elapsedMs)),
+      },
     );
     let replies: ClaimReply[];
     try {
@@ -108,12 +115,10 @@ export class QuorumStore implements Store {
       await Promise.all([...took.keys()].map(giveBack));
       throw error;
     }
-    // The key as each master had it: a refusal's snapshot, or what a claim replaced. (A stale reply
-    // read no state: its counter is ahead of our proposal, and we propose again.)
-    const answers = replies.flatMap((reply, i) => {
-      const snapshot = asSnapshot(reply);
-      return snapshot ? [{ driver: repliedBy[i]!, snapshot }] : [];
-    });
+    const answers = this.before(replies).map(({ index, snapshot }) => ({
+      driver: repliedBy[index]!,
+      snapshot,
+    }));
     // Lead only where the reconciled key says so: a reset a master missed counts for nothing, and a done
     // that read-repair would restore is done.
     const { snapshot: before, repair } = reconcile(
@@ -263,6 +268,24 @@ export class QuorumStore implements Store {
   }
 
   /**
+   * The key as each master had it before our claim: a refusal's snapshot, or what a claim replaced. (A
+   * stale reply read no state: its counter is ahead of our proposal, and we propose again.)
+   *
+   * Once a majority took the claim, a refusal because of a live lease is left out: no other attempt can
+   * hold a majority beside ours, so that lease is another node's claim half-way through the masters,
+   * which it will give back — not an attempt, and not a crash. What a real attempt left (running,
+   * failed, done) is also on the masters that took our claim.
+   */
+  private before(replies: readonly ClaimReply[]): Array<{ index: number; snapshot: Snapshot }> {
+    const tookMajority = count(replies, (r) => r.kind === 'claimed') >= this.majority;
+    return replies.flatMap((reply, index) => {
+      const snapshot = asSnapshot(reply);
+      if (!snapshot || (tookMajority && reply.kind === 'refused' && snapshot.leasePttl > 0)) return [];
+      return [{ index, snapshot }];
+    });
+  }
+
+  /**
    * Reads settle once a majority answered and agrees: a majority reports the same status and token, or
    * a majority holds one done state. A master that lost its data (or missed a write) disagrees, and
    * then we wait for the others, so its answer cannot hide a majority's state.
@@ -296,14 +319,18 @@ export class QuorumStore implements Store {
     op: (driver: Driver) => Promise<T>,
     settled: (replies: T[]) => boolean,
     withinMs?: number,
+    soon?: { when: (replies: T[]) => boolean; graceMs: (elapsedMs: number) => number },
   ): Promise<T[]> {
     return new Promise<T[]>((resolve, reject) => {
       const replies: T[] = [];
       const errors: unknown[] = [];
+      const startedAt = performance.now();
       let open = true;
+      let grace: NodeJS.Timeout | undefined;
       const finish = (settle: () => void) => {
         open = false;
         clearTimeout(timer);
+        clearTimeout(grace);
         settle();
       };
       const timer =
@@ -312,6 +339,10 @@ export class QuorumStore implements Store {
           : setTimeout(() => finish(() => resolve(replies.slice())), Math.floor(withinMs)).unref();
       const check = () => {
         if (!open) return;
+        if (!grace && soon?.when(replies)) {
+          const graceMs = Math.floor(soon.graceMs(performance.now() - startedAt));
+          grace = setTimeout(() => finish(() => resolve(replies.slice())), graceMs).unref();
+        }
         if (settled(replies)) finish(() => resolve(replies.slice()));
         else if (this.drivers.length - errors.length < this.majority)
           finish(() => reject(unavailable(key, what, errors, this.drivers.length, this.majority)));
