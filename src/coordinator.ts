@@ -332,8 +332,8 @@ export class Coordinator {
         return undefined;
       }
       const completeAt = performance.now(); // the done state's TTL starts after this
-      const reply = await this.completeWhileValid(key, held, lease, valueJson, doneTtlMs).finally(
-        () => lease.stop(),
+      const reply = await this.completeWhileValid(key, held, lease, valueJson, doneTtlMs).finally(() =>
+        lease.stop(),
       );
       if (!reply.ok) {
         flight.endRun(
