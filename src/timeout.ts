@@ -8,11 +8,17 @@ export function delayUntil(at: number): number {
 }
 
 /**
- * Settles like `promise`, or rejects with `onTimeout()` after `ms`: every wait on Redis is bounded this
- * way, whoever owns the client. The timer is unref'd (it never keeps a process alive by itself) and
- * cleared as soon as `promise` settles; a `promise` that loses the race is left to settle unobserved.
+ * Settles like `promise` (its rejection passed through `onError`, if given), or rejects with
+ * `onTimeout()` after `ms`: every wait on Redis is bounded this way, whoever owns the client. The timer
+ * is unref'd (it never keeps a process alive by itself) and cleared as soon as `promise` settles; a
+ * `promise` that loses the race is left to settle unobserved.
  */
-export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+export function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  onTimeout: () => Error,
+  onError?: (error: unknown) => unknown,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     const timer = setTimeout(() => afterPendingIo(() => settled || reject(onTimeout())), ms);
@@ -26,7 +32,7 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () =>
       (error: unknown) => {
         settled = true;
         clearTimeout(timer);
-        reject(error);
+        reject(onError ? onError(error) : error);
       },
     );
   });

@@ -1,5 +1,5 @@
 import { OnceForeignValueError, RedisUnavailableError } from '../errors.js';
-import { afterPendingIo } from '../timeout.js';
+import { withTimeout } from '../timeout.js';
 
 /**
  * Bounds a call on Redis by `timeoutMs` and turns whatever a client throws into our error classes:
@@ -15,37 +15,19 @@ export function bounded<T>(
   /** Read when the bound is reached: the client's connection error by then says why. */
   client?: { readonly lastError: Error | undefined },
 ): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const timer = setTimeout(
-      () =>
-        afterPendingIo(() => {
-          if (settled) return;
-          const lastError = client?.lastError;
-          reject(
-            new RedisUnavailableError(
-              `Redis at ${label} did not answer ${describe(what)} within ${timeoutMs} ms (redisTimeoutMs)` +
-                `${lastError ? `: ${lastError.message}` : ''}.`,
-              { cause: lastError && safeCause(lastError) },
-            ),
-          );
-        }),
-      timeoutMs,
-    );
-    timer.unref();
-    call.then(
-      (value) => {
-        settled = true;
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        settled = true;
-        clearTimeout(timer);
-        reject(translate(error, label, describe(what)));
-      },
-    );
-  });
+  return withTimeout(
+    call,
+    timeoutMs,
+    () => {
+      const lastError = client?.lastError;
+      return new RedisUnavailableError(
+        `Redis at ${label} did not answer ${describe(what)} within ${timeoutMs} ms (redisTimeoutMs)` +
+          `${lastError ? `: ${lastError.message}` : ''}.`,
+        { cause: lastError && safeCause(lastError) },
+      );
+    },
+    (error) => translate(error, label, describe(what)),
+  );
 }
 
 /** A script's name (lower case, one word) reads as "the claim script"; anything else as it is. */
