@@ -77,6 +77,11 @@ export class Coordinator {
   private readonly leading = new Map<string, Leading>();
   /** Every attempt whose fn may still run here (an older one may outlive its map entry), for close(). */
   private readonly attempts = new Set<Leading>();
+  /**
+   * Keys whose claim is on its way, with the highest counter a reset announced meanwhile found (0:
+   * none; tokens start at 1): a reset that found our token took the claim before fn could start.
+   */
+  private readonly claiming = new Map<string, number>();
   private readonly leaseIds = `${randomBytes(8).toString('hex')}.`;
   private leaseCount = 0;
   private closing = false;
@@ -104,16 +109,25 @@ export class Coordinator {
         let snapshot: Snapshot;
         if (settings) {
           const leaseValue = `${this.leaseIds}${++this.leaseCount}`;
-          const claim = await store.claim(names, {
-            leaseValue,
-            leaseMs: settings.leaseMs,
-            owner: this.deps.nodeId,
-            maxAttempts: settings.maxAttempts,
-          });
+          this.claiming.set(flight.key, 0);
+          let resetFound: number;
+          let claim: Claim;
+          try {
+            claim = await store.claim(names, {
+              leaseValue,
+              leaseMs: settings.leaseMs,
+              owner: this.deps.nodeId,
+              maxAttempts: settings.maxAttempts,
+            });
+          } finally {
+            resetFound = this.claiming.get(flight.key) ?? 0;
+            this.claiming.delete(flight.key);
+          }
           if (claim.kind === 'claimed') {
             // The attempts before this one are spent for callers who allow no more.
             this.failSpent(flight, { state: claim.replaced, leasePttl: -2, statePttl: -1, fence: 0 });
-            const landing = await this.lead(flight, claim, settings.leaseMs, sentAt);
+            const resetMayHaveTaken = resetFound >= claim.token;
+            const landing = await this.lead(flight, claim, settings.leaseMs, sentAt, resetMayHaveTaken);
             if (landing) return landing;
             waited = true;
             continue;
@@ -180,18 +194,22 @@ export class Coordinator {
 
   /**
    * A reset of `key` that found the counter at `fence` was announced: an attempt of ours with a token up
-   * to it was running when the reset came, so a forced reset took its lease. Its lease renews at once,
-   * and fn hears now, not at its next renewal, if Redis refuses. (A reset that one master of a quorum
-   * applies late, after a newer attempt took the key, names that master's counter; the majority's
-   * renewal then keeps the attempt.)
+   * to it had claimed the key when the reset came, so the reset took its lease (a forced one took a
+   * live lease; a plain one succeeds only on an expired lease). On one master that is proof, and fn
+   * hears at once. On a quorum, one master may apply a reset late, after this attempt took the key
+   * from the majority, and announce its own counter: the lease renews at once, and fn hears as soon as
+   * the majority refuses. A claim still on its way notes the counter, to check when it returns.
    */
   onReset(key: string, fence: number): void {
+    const claiming = this.claiming.get(key);
+    if (claiming !== undefined && fence > claiming) this.claiming.set(key, fence);
     const attempt = this.leading.get(key);
-    if (attempt && attempt.token <= fence) {
-      attempt.lease.confirm(
-        new LeaseLostError(`Lease lost: "${key}" was reset (with force) while its fn ran here.`, { key }),
-      );
-    }
+    if (!attempt || attempt.token > fence) return;
+    const reason = new LeaseLostError(`Lease lost: "${key}" was reset (with force) while its fn ran here.`, {
+      key,
+    });
+    if (this.deps.store.isQuorum) attempt.lease.confirm(reason);
+    else attempt.lease.lose(reason);
   }
 
   /**
@@ -248,6 +266,7 @@ export class Coordinator {
     claim: Extract<Claim, { kind: 'claimed' }>,
     leaseMs: number,
     sentAt: number,
+    resetMayHaveTaken: boolean,
   ): Promise<Landing | undefined> {
     const { key } = flight;
     const { held } = claim;
@@ -258,9 +277,16 @@ export class Coordinator {
       repliedAt: performance.now(),
       renew: (withinMs) => held.renew(withinMs),
     });
+    // A reset announced while the claim was on its way found its token: on one master it took the
+    // claim; on a quorum, the majority says with a renewal.
+    const taken =
+      resetMayHaveTaken &&
+      (!this.deps.store.isQuorum ||
+        (await held.renew(Math.max(0, lease.abortAt - performance.now()))) !== 'renewed');
     // fn never starts for a flight nobody waits on, in an instance that is closing, or on a lease that
-    // came back too late to be trusted: give the claim back (no attempt is spent).
-    const fn = flight.stopped || this.closing || !lease.isValid() ? undefined : flight.startRunning();
+    // a reset took or that came back too late to be trusted: give the claim back (no attempt is spent).
+    const fn =
+      taken || flight.stopped || this.closing || !lease.isValid() ? undefined : flight.startRunning();
     if (!fn) {
       debug('%s: giving the claim back before fn started', key);
       await held.abandon().catch((error: unknown) => debug('%s: abandon: %s', key, errorText(error)));

@@ -73,6 +73,17 @@ export function reconcile(answers: readonly Snapshot[], majority: number): Recon
 }
 
 /**
+ * True when every master has seen the same newest attempt (its counter and state name one token),
+ * whatever each knows of how it ended. Any two majorities share a master, so when the masters that
+ * answered agree on it, the ones that did not can add no newer attempt, only news of this one — unless
+ * a master lost its data or missed whole attempts, which is when they disagree.
+ */
+export function seenAlike(answers: readonly Snapshot[]): boolean {
+  const newest = (a: Snapshot) => Math.max(a.fence, a.state.token);
+  return answers.every((a) => newest(a) === newest(answers[0]!));
+}
+
+/**
  * The attempts most masters count (the highest among equals): a master that missed a reset, or an
  * attempt, counts differently from the rest.
  */

@@ -8,7 +8,7 @@ import type { ClaimReply, FinishReply, ResetReply } from '../scripts.js';
 import * as scripts from '../scripts.js';
 import type { Snapshot } from '../state.js';
 import { type Claim, type ClaimRequest, HeldLease, type LeaseRef, type Store } from '../store/store.js';
-import { reconcile } from './reconcile.js';
+import { reconcile, seenAlike } from './reconcile.js';
 
 const debug = createDebug('redis-once:quorum');
 
@@ -100,9 +100,13 @@ export class QuorumStore implements Store {
       (all) => this.conclusive(this.before(all).map((a) => a.snapshot)),
       undefined,
       {
-        // But once a majority took it, a master that does not answer (partitioned) is waited for only
-        // a few of the others' round trips: the lease is running.
-        when: (all) => count(all, (r) => r.kind === 'claimed') >= this.majority,
+        // But once a majority took it and the masters that answered have seen the same newest attempt,
+        // a master that does not answer (partitioned) is waited for only a few of the others' round
+        // trips: the lease is running. Where they saw different attempts, one lost data or missed
+        // writes, and the last master may hold what decides (a done): it is waited for.
+        when: (all) =>
+          count(all, (r) => r.kind === 'claimed') >= this.majority &&
+          seenAlike(this.before(all).map((a) => a.snapshot)),
         graceMs: (elapsedMs) => Math.min(args.leaseMs / 5, Math.max(25, 3 * elapsedMs)),
       },
     );

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decide } from '../../src/decide.js';
-import { type Reconciled, reconcile } from '../../src/quorum/reconcile.js';
+import { type Reconciled, reconcile, seenAlike } from '../../src/quorum/reconcile.js';
 import { IDLE, type Snapshot, type StoredState } from '../../src/state.js';
 
 interface Master {
@@ -279,4 +279,35 @@ describe('reconcile, then decide', () => {
     const answers = [master('done', 5), master('running', 6), master('done', 5)];
     expect(decide(reconcile(answers, 2).snapshot, 3)).toEqual({ kind: 'done' });
   });
+});
+
+describe('seenAlike: may a claim decide without the masters yet to answer?', () => {
+  const rows: Array<{ why: string; answers: Snapshot[]; alike: boolean }> = [
+    { why: 'a fresh key everywhere', answers: [idle(0), idle(0)], alike: true },
+    {
+      why: 'one attempt, one master missed how it ended (a failure)',
+      answers: [master('failed', 1), master('running', 1)],
+      alike: true,
+    },
+    {
+      why: 'a reset one master missed: both have seen attempt 5',
+      answers: [idle(5), master('done', 5)],
+      alike: true,
+    },
+    {
+      why: 'a master that restarted empty beside one that saw attempt 3: the last may hold its done',
+      answers: [idle(0), master('running', 3)],
+      alike: false,
+    },
+    {
+      why: 'a master that missed a whole attempt',
+      answers: [master('failed', 2), master('running', 3)],
+      alike: false,
+    },
+  ];
+  for (const { why, answers, alike } of rows) {
+    it(why, () => {
+      expect(seenAlike(answers)).toBe(alike);
+    });
+  }
 });
