@@ -28,11 +28,14 @@ export class CommandFailedError extends Error {
     readonly exitCode: number,
     readonly signal: NodeJS.Signals | null,
     program: string,
+    /** The end of the command's stderr: why it failed, for `status`, `wait` and every follower. */
+    readonly stderrTail = '',
   ) {
     super(
-      signal
+      (signal
         ? `the command (${program}) was killed by ${signal}`
-        : `the command (${program}) exited with code ${exitCode}`,
+        : `the command (${program}) exited with code ${exitCode}`) +
+        (stderrTail ? `; its stderr ended with: ${stderrTail}` : ''),
     );
   }
 }

@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { DEFAULTS } from '../index.js';
+import { KILL_AFTER_MS } from './command.js';
 import { DEFAULT_REDIS_URL } from './connection.js';
 import { parseDuration } from './durations.js';
 import { exitCodeHelp } from './exit-codes.js';
@@ -23,9 +24,11 @@ const RUN_ENV = `The command's environment gets:
   ONCE_KEY, ONCE_FENCING_TOKEN, ONCE_ATTEMPT, ONCE_NODE_ID, and on a takeover
   ONCE_PREVIOUS_OUTCOME (crashed | failed | lease-lost) and ONCE_PREVIOUS_FENCING_TOKEN.
 
-Signals: SIGINT/SIGTERM/SIGHUP on the leader are forwarded to the command; once it has exited the
-attempt is recorded as failed and the lease released, so another node takes over at once. A waiting
-node just stops waiting. Durations: 500ms, 30s, 10m, 1h, or plain milliseconds.
+The command runs in a process group of its own. SIGINT/SIGTERM/SIGHUP on the leader are forwarded to
+the group, once; once it is gone the attempt is recorded as failed (even if the command exited 0) and
+the lease released, so another node takes over at once. A waiting node just stops waiting. On a lost
+lease the group gets SIGTERM, then SIGKILL after --kill-after. Durations: 500ms, 30s, 10m, 1h, or
+plain milliseconds.
 `;
 
 export function buildProgram(result: Result): Command {
@@ -75,6 +78,14 @@ export function buildProgram(result: Result): Command {
         '--done-ttl <duration>',
         'forget the done state after this long (default: keep until reset)',
       ).argParser(durationFlag),
+    )
+    .addOption(
+      new Option(
+        '--kill-after <duration>',
+        "after SIGTERM to the command's process group (lost lease, leftovers), SIGKILL this much later",
+      )
+        .argParser(durationFlag)
+        .default(KILL_AFTER_MS, '10s'),
     )
     .option('--node-id <id>', "this node's name in the state and in status (default: hostname/pid/random)")
     .option('-q, --quiet', 'no progress lines, only errors')

@@ -1,14 +1,23 @@
 /**
  * `redis-once run --key K -- CMD ARGS…`: the leader runs CMD, everyone else waits for it.
  *
- * Signals (SIGINT, SIGTERM, SIGHUP): on the leader they are forwarded to CMD; once CMD has exited,
- * fn rejects whatever CMD's exit code, so the library records the attempt as failed and releases the
- * lease in one script, and a follower takes over at once. A follower just stops waiting. Either way
- * the exit code is 128 + the signal's number.
+ * One process moves through three states, and what a signal (SIGINT, SIGTERM, SIGHUP) does follows
+ * from the state alone:
+ *
+ *   waiting ──fn called──▶ leading ──runDetailed settled──▶ finishing
+ *      │                      │                               │
+ *   stop waiting: exit     forward it to the command's        exit now (closing is bounded
+ *   128+N, nothing         group (once); when the group       anyway)
+ *   recorded               is gone, fn rejects: the attempt
+ *                          is recorded failed and the lease
+ *                          released, exit 128+N
+ *
+ * A lost lease while leading: SIGTERM to the group, SIGKILL after --kill-after, exit 76 once it is
+ * gone. A command that exits 0 after a forwarded signal still counts as interrupted (see docs/cli.md).
  */
 import { DEFAULTS, type OnceContext, type RunResult } from '../index.js';
-import { Command, type CommandExit, KILL_GRACE_MS } from './command.js';
-import { type OnceFlags, openOnce, resolveConnection } from './connection.js';
+import { Command, type CommandExit, KILL_AFTER_MS } from './command.js';
+import { type OnceFlags, openOnce, resolveConnection, scrub } from './connection.js';
 import { formatDuration } from './durations.js';
 import {
   CommandFailedError,
@@ -24,6 +33,7 @@ import { detectMode, Progress } from './progress.js';
 
 export interface RunFlags extends OnceFlags {
   key: string;
+  killAfter?: number;
   verbose?: boolean;
   quiet?: boolean;
 }
@@ -36,7 +46,13 @@ export interface RunValue {
 
 /** Before this, a caller that neither leads nor is done is not shown as waiting (no flicker). */
 const WAITING_GRACE_MS = 300;
-const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+type State =
+  | { kind: 'waiting' }
+  /** fn runs here; `command` is unset for the moment before it is spawned. */
+  | { kind: 'leading'; command: Command | undefined }
+  | { kind: 'finishing'; command: Command | undefined };
 
 export async function runCommand(argv: string[], flags: RunFlags): Promise<number> {
   const key = flags.key;
@@ -64,45 +80,58 @@ export async function runCommand(argv: string[], flags: RunFlags): Promise<numbe
     stream: process.stderr,
     lookup: () => once.status(key),
   });
+  const killAfterMs = flags.killAfter ?? KILL_AFTER_MS;
   const stopWaiting = new AbortController();
   const maxAttempts = flags.maxAttempts ?? DEFAULTS.maxAttempts;
-  let command: Command | undefined;
-  let leading = false;
+  let state = { kind: 'waiting' } as State; // (`as`: it changes in callbacks, which narrowing does not see)
+  /** The first signal received: the exit code, and why the attempt ends. */
   let interrupted: NodeJS.Signals | undefined;
-  let finishing = false;
 
   const onSignal = (signal: NodeJS.Signals) => {
-    if (finishing && !command?.running) {
-      // A signal while closing (bounded anyway): leave now.
-      process.exit(signalExitCode(signal));
-    }
     interrupted ??= signal;
-    if (command?.running) {
-      progress.note(`received ${signal}; forwarding it to the command`);
-      command.signal(signal);
-    } else if (!leading) {
-      stopWaiting.abort(signal);
+    switch (state.kind) {
+      case 'waiting':
+        stopWaiting.abort(signal);
+        return;
+      case 'leading':
+        if (state.command?.running) {
+          progress.note(`received ${signal}; forwarding it to the command`);
+          state.command.signal(signal);
+        }
+        return; // before the command starts, fn sees `interrupted` and does not start it
+      case 'finishing':
+        // Waiting for the command's group after a lost lease, or closing: leave now.
+        if (!state.command?.running) process.exit(signalExitCode(signal));
+        progress.note(`received ${signal}; forwarding it to the command`);
+        state.command.signal(signal);
     }
   };
-  for (const signal of SIGNALS) process.on(signal, onSignal);
+  for (const signal of FORWARDED_SIGNALS) process.on(signal, onSignal);
 
   const fn = async (ctx: OnceContext): Promise<RunValue> => {
-    leading = true;
+    state = { kind: 'leading', command: undefined };
     progress.leading(leadingLine(ctx, argv[0]!, maxAttempts));
     if (interrupted) throw new InterruptedError(interrupted, 'the command was not started');
     const started = performance.now();
-    const current = Command.start(argv, commandEnv(ctx));
-    command = current;
+    const command = Command.start(argv, {
+      env: commandEnv(ctx),
+      killAfterMs,
+      onLeftovers: () =>
+        progress.note(
+          `the command exited; stopping what it left running in its process group (SIGTERM, then SIGKILL after ${formatDuration(killAfterMs)})`,
+        ),
+    });
+    state = { kind: 'leading', command };
     const onLost = () => {
       progress.note(
-        `lost the lease of "${key}"; stopping the command (SIGTERM, then SIGKILL after ${formatDuration(KILL_GRACE_MS)})`,
+        `lost the lease of "${key}"; stopping the command (SIGTERM, then SIGKILL after ${formatDuration(killAfterMs)})`,
       );
-      void current.terminate(KILL_GRACE_MS);
+      void command.terminate();
     };
     ctx.signal.addEventListener('abort', onLost, { once: true });
     let exit: CommandExit;
     try {
-      exit = await current.exited;
+      exit = await command.exited;
     } finally {
       ctx.signal.removeEventListener('abort', onLost);
     }
@@ -110,13 +139,13 @@ export async function runCommand(argv: string[], flags: RunFlags): Promise<numbe
     if (exit.spawnError) throw new CommandSpawnError(argv[0]!, exit.spawnError);
     if (exit.code !== 0) {
       const code = exit.signal ? signalExitCode(exit.signal) : (exit.code ?? EXIT.INTERNAL);
-      throw new CommandFailedError(code, exit.signal, argv[0]!);
+      throw new CommandFailedError(code, exit.signal, argv[0]!, scrub(command.stderrTail, secrets));
     }
     return { node: ctx.nodeId, durationMs: Math.round(performance.now() - started) };
   };
 
   const waitingTimer = setTimeout(() => {
-    if (!leading) progress.waiting();
+    if (state.kind === 'waiting') progress.waiting();
   }, WAITING_GRACE_MS);
   waitingTimer.unref();
   try {
@@ -128,11 +157,12 @@ export async function runCommand(argv: string[], flags: RunFlags): Promise<numbe
     return fail(error);
   } finally {
     clearTimeout(waitingTimer);
-    finishing = true;
-    // After a lost lease the library answers at once; the command is being stopped: wait for it.
+    const command = state.kind === 'waiting' ? undefined : state.command;
+    state = { kind: 'finishing', command };
+    // After a lost lease the library answers at once; the command's group is being stopped: wait.
     if (command?.running) await command.exited;
     await once.close();
-    for (const signal of SIGNALS) process.off(signal, onSignal);
+    for (const signal of FORWARDED_SIGNALS) process.off(signal, onSignal);
   }
 
   function fail(error: unknown): number {

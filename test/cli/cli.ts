@@ -41,7 +41,7 @@ export class Cli {
       cwd: options.cwd ?? ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
-      // Its own process group, so kill() also ends the command it runs.
+      // Its own process group, so kill() reaches everything it started.
       detached: true,
     });
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -124,14 +124,22 @@ export class Cli {
     this.child.kill(signal);
   }
 
-  /** SIGKILLs the CLI and everything in its process group (the command it runs). */
+  /**
+   * Ends the CLI as an orchestrator would: SIGTERM (a leader stops its command's process group), and
+   * SIGKILL to the CLI's own group if it is still there after a few seconds.
+   */
   async kill(): Promise<void> {
-    try {
-      process.kill(-this.pid, 'SIGKILL');
-    } catch {
-      // The group is gone already.
-    }
+    const signal = (name: NodeJS.Signals) => {
+      try {
+        process.kill(-this.pid, name);
+      } catch {
+        // The group is gone already.
+      }
+    };
+    signal('SIGTERM');
+    const timer = setTimeout(() => signal('SIGKILL'), 3_000);
     await this.exited;
+    clearTimeout(timer);
   }
 
   describe(): string {
