@@ -9,6 +9,7 @@ import { exitCodeHelp } from './exit-codes.js';
 import { type ResetFlags, resetCommand } from './reset.js';
 import { type RunFlags, runCommand } from './run.js';
 import { type StatusFlags, statusCommand } from './status.js';
+import { type WaitFlags, waitCommand } from './wait.js';
 
 /** The exit code the action chose; commander itself only reports usage errors. */
 export interface Result {
@@ -93,6 +94,36 @@ export function buildProgram(result: Result): Command {
     .addHelpText('after', `\n${RUN_ENV}\n${exitCodeHelp()}`)
     .action(async (argv: string[], flags: RunFlags) => {
       result.code = await runCommand(argv, flags);
+    });
+
+  withConnection(
+    program
+      .command('wait')
+      .description(
+        'wait until the key is done (here before, or elsewhere); never runs anything. For a container ' +
+          'that must not start before a migration Job or another pod finished',
+      )
+      .requiredOption('-k, --key <key>', 'the once-key'),
+  )
+    .addOption(
+      new Option('--timeout <duration>', 'how long to wait before giving up (exit 75)')
+        .argParser(durationFlag)
+        .default(DEFAULTS.waitTimeoutMs, '10m'),
+    )
+    .addOption(
+      new Option(
+        '--max-attempts <n>',
+        'the attempts the runs allow: once the key failed on this many, exit 70 rather than wait',
+      )
+        .argParser(positiveInteger)
+        .default(DEFAULTS.maxAttempts),
+    )
+    .option('--json', "print the key's status object as JSON on stdout when the wait ends")
+    .option('-q, --quiet', 'no progress lines, only errors')
+    .option('-v, --verbose', 'stack traces and debug logs on errors')
+    .addHelpText('after', `\n${exitCodeHelp()}`)
+    .action(async (flags: WaitFlags) => {
+      result.code = await waitCommand(flags);
     });
 
   withConnection(

@@ -55,23 +55,27 @@ async function subscribers(channel: string): Promise<number> {
 }
 
 /**
- * Resolves once the server has run `count` read scripts on `stateKey` (seen through MONITOR): the
- * point where a wait() flight has subscribed and read again, and now only waits.
+ * Starts watching (through MONITOR) for read scripts on `stateKey`; `reads(count)` resolves once the
+ * server has run `count` of them: the point where a wait() flight has subscribed and read again, and
+ * now only waits.
  */
-async function readsOf(stateKey: string, count: number): Promise<void> {
+async function watchReads(stateKey: string) {
   const monitor = await redis.client().monitor();
+  cleanups.push(async () => monitor.disconnect());
   let seen = 0;
-  try {
-    await new Promise<void>((resolve) => {
-      monitor.on('monitor', (_time: string, args: string[]) => {
-        if (args[0]?.toLowerCase() === 'evalsha' && args[1] === scripts.read.sha && args[3] === stateKey) {
-          if (++seen === count) resolve();
-        }
-      });
-    });
-  } finally {
-    monitor.disconnect();
-  }
+  const waiters: Array<{ count: number; resolve: () => void }> = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args[0]?.toLowerCase() !== 'evalsha' || args[1] !== scripts.read.sha || args[3] !== stateKey) return;
+    seen++;
+    for (const waiter of waiters.filter((w) => w.count <= seen)) waiter.resolve();
+  });
+  return {
+    reads: (count: number) =>
+      new Promise<void>((resolve) => {
+        if (seen >= count) resolve();
+        else waiters.push({ count, resolve });
+      }),
+  };
 }
 
 describe('wait() on a key that is idle when it looks', () => {
@@ -87,14 +91,14 @@ describe('wait() on a key that is idle when it looks', () => {
     const namespace = ns();
     const names = keyNames(namespace, 'k');
     const waiter = open({ redis: redis.url, namespace, maxAttempts: 1 });
-    // Scripts loaded and the control channel listening, so the reads of 'k' are one EVALSHA each.
+    // The read script loaded and the control channel listening: each read of 'k' is one EVALSHA.
     await waiter.run('warm-up', () => 'ready');
-    await waiter.wait('warm-up');
+    await waiter.status('warm-up');
 
-    const twoReads = readsOf(names.state, 2);
+    const monitor = await watchReads(names.state);
     const waiting = waiter.wait('k', { waitTimeoutMs: 4000 }).catch((e: unknown) => e);
     // The flight read 'k' (idle), subscribed, read it again (idle): it now waits for a message.
-    await twoReads;
+    await monitor.reads(2);
 
     // Another process claims the key — its only allowed attempt — and dies in fn: its 300 ms lease
     // runs out with nobody renewing it. (This is the claim a leader sends; it crashes right after.)
