@@ -6,6 +6,7 @@ import { KILL_AFTER_MS } from './command.js';
 import { DEFAULT_REDIS_URL } from './connection.js';
 import { parseDuration } from './durations.js';
 import { exitCodeHelp } from './exit-codes.js';
+import { type ListFlags, listCommand } from './list.js';
 import { type ResetFlags, resetCommand } from './reset.js';
 import { type RunFlags, runCommand } from './run.js';
 import { type StatusFlags, statusCommand } from './status.js';
@@ -124,6 +125,21 @@ export function buildProgram(result: Result): Command {
     .addHelpText('after', `\n${exitCodeHelp()}`)
     .action(async (flags: WaitFlags) => {
       result.code = await waitCommand(flags);
+    });
+
+  withConnection(
+    program
+      .command('list')
+      .description(
+        'every once-key of the namespace with its state, owner, attempts and age (SCAN, every master of a Cluster)',
+      ),
+  )
+    .option('--state <state>', 'only keys in this state: idle, running, done or failed')
+    .option('--json', 'print an array of { key, ...status } (without values) as JSON')
+    .option('-v, --verbose', 'stack traces and debug logs on errors')
+    .addHelpText('after', `\n${exitCodeHelp()}`)
+    .action(async (flags: ListFlags) => {
+      result.code = await listCommand(flags);
     });
 
   withConnection(

@@ -1,0 +1,74 @@
+/**
+ * A plain ioredis connection for the commands that look at Redis itself rather than at one key (`list`,
+ * `doctor`): SCAN, INFO, CONFIG GET, on every master of a Cluster. Every call is bounded by
+ * --redis-timeout and fails as RedisUnavailableError (exit 69).
+ */
+import { Cluster, Redis } from 'ioredis';
+import { RedisUnavailableError } from '../index.js';
+import { withTimeout } from '../timeout.js';
+import type { Connection } from './connection.js';
+
+export interface AdminClient {
+  /** One connection per master (the one server, or each master of a Cluster). */
+  masters(): Promise<Redis[]>;
+  /** `command` on `redis`, bounded; a refusal (NOPERM, unknown command) rejects with Redis' own error. */
+  call(redis: Redis, command: string, ...args: Array<string | number>): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export function openAdminClient(connection: Connection, timeoutMs: number): AdminClient {
+  const options = {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null, // one try: an operator's command reports, it does not linger
+  };
+  const { spec, display } = connection;
+  // The CLI's own spec: a URL, or the seed nodes of a Cluster.
+  const client =
+    typeof spec === 'string'
+      ? new Redis(spec, options)
+      : new Cluster((spec as { cluster: Array<{ host: string; port: number }> }).cluster, {
+          redisOptions: options,
+          clusterRetryStrategy: () => null,
+          lazyConnect: true,
+        });
+  client.on('error', () => {}); // reported through the calls that fail
+  const unavailable = (what: string, cause?: unknown) =>
+    new RedisUnavailableError(
+      `Redis at ${display} did not ${what} within ${timeoutMs} ms (--redis-timeout)${
+        cause instanceof Error ? `: ${cause.message}` : ''
+      }.`,
+      { cause },
+    );
+  let connected: Promise<void> | undefined;
+  const connect = () =>
+    (connected ??= withTimeout(
+      client.connect(),
+      timeoutMs,
+      () => unavailable('accept a connection'),
+      (error) => unavailable('accept a connection', error),
+    ));
+  return {
+    async masters() {
+      await connect();
+      return client instanceof Cluster ? client.nodes('master') : [client];
+    },
+    call(redis, command, ...args) {
+      return withTimeout(
+        redis.call(command, ...args),
+        timeoutMs,
+        () => unavailable(`answer ${command}`),
+        // Redis' own answer (NOPERM, unknown command) is the caller's to read; a dropped connection is not.
+        (error) =>
+          error instanceof Error && error.name === 'ReplyError'
+            ? error
+            : unavailable(`answer ${command}`, error),
+      );
+    },
+    async close() {
+      client.disconnect();
+    },
+  };
+}
