@@ -21,6 +21,7 @@ import {
   type OnceOptions,
   type ResolvedOptions,
   type RunOptions,
+  rejectUnknown,
   resolveOptions,
   resolveRunOptions,
   resolveWaitOptions,
@@ -106,6 +107,8 @@ export interface Once {
 export function createOnce(options: OnceOptions): Once {
   return new OnceInstance(resolveOptions(options));
 }
+
+const RESET_OPTIONS = new Set(['force']);
 
 class OnceInstance implements Once {
   private readonly drivers: Driver[];
@@ -207,6 +210,7 @@ class OnceInstance implements Once {
     if (options !== undefined && (typeof options !== 'object' || options === null)) {
       throw new OnceInputError('reset: options must be an object such as { force: true }.');
     }
+    if (options) rejectUnknown(options, RESET_OPTIONS, 'reset');
     const force = options?.force ?? false;
     if (typeof force !== 'boolean') throw new OnceInputError('reset: `force` must be a boolean.');
     this.assertOpen(key);
@@ -224,6 +228,8 @@ class OnceInstance implements Once {
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.closing = true;
+      // Resets no longer reach a closed instance: its memory must not answer any more (calls reject).
+      this.memo.lose();
       for (const flight of this.memo.inFlight()) flight.close();
       await this.coordinator.close();
       await Promise.allSettled([...this.flying]);

@@ -355,7 +355,7 @@ function count(name: string, value: unknown, fallback: number, min: number): num
   return value;
 }
 
-function rejectUnknown(options: object, known: Set<string>, where: string): void {
+export function rejectUnknown(options: object, known: Set<string>, where: string): void {
   for (const name of Object.keys(options)) {
     if (!known.has(name)) {
       throw new OnceInputError(

@@ -133,6 +133,8 @@ export interface ClaimArgs {
   maxAttempts: number;
   /** The token a quorum proposes; undefined on one master (the script issues it). */
   token: number | undefined;
+  /** Publish the new running state with SPUBLISH (a Cluster). */
+  sharded: boolean;
 }
 
 export async function claim(runner: ScriptRunner, names: KeyNames, args: ClaimArgs): Promise<ClaimReply> {
@@ -145,6 +147,8 @@ export async function claim(runner: ScriptRunner, names: KeyNames, args: ClaimAr
       args.owner,
       String(args.maxAttempts),
       args.token === undefined ? '' : String(args.token),
+      names.done,
+      args.sharded ? '1' : '0',
     ],
   );
   const { code, rest } = decode(scripts.claim, names, reply);

@@ -37,6 +37,11 @@ interface Conn {
   readonly address: NodeAddress | undefined;
   readonly connection: SubscriberConnection;
   readonly channels: Set<Channel>;
+  /**
+   * Channels nobody watches any more, left while the connection was down: a client that resubscribes
+   * by itself (node-redis) brings them back on reconnecting, so they are unsubscribed once it is up.
+   */
+  readonly forsaken: Map<string, boolean>;
   up: boolean;
   upWaiters: Array<() => void>;
   /** performance.now() when the server was last heard on this connection. */
@@ -144,13 +149,20 @@ export class Subscriptions {
     const conn = channel.conn;
     conn?.channels.delete(channel);
     if (!conn || this.closed) return;
-    // Unsubscribing a subscription still being made is fine: the server answers in order.
-    if (conn.up) {
-      conn.connection.unsubscribe([channel.name], channel.sharded).catch((error: unknown) => {
-        debug('unsubscribe %s: %s', channel.name, errorText(error));
-      });
-    }
+    this.forsake(conn, channel.name, channel.sharded);
     if (conn.channels.size === 0 && this.driver.isCluster) this.retire(conn);
+  }
+
+  /** Unsubscribes a channel nobody watches: now if the connection is up, else once it is back. */
+  private forsake(conn: Conn, name: string, sharded: boolean): void {
+    // Unsubscribing a subscription still being made is fine: the server answers in order.
+    if (!conn.up) {
+      conn.forsaken.set(name, sharded);
+      return;
+    }
+    conn.connection.unsubscribe([name], sharded).catch((error: unknown) => {
+      debug('unsubscribe %s: %s', name, errorText(error));
+    });
   }
 
   /**
@@ -173,8 +185,8 @@ export class Subscriptions {
         channel.subscribing = false;
         if (!this.watched(channel)) {
           // Confirmed after nobody waits on it any more: undo it, unless a newer watch stands.
-          if (conn.up && !this.channels.has(channel.name))
-            conn.connection.unsubscribe([channel.name], channel.sharded).catch(() => {});
+          if (!this.closed && !this.channels.has(channel.name))
+            this.forsake(conn, channel.name, channel.sharded);
           return;
         }
         if (channel.conn !== conn) return this.subscribe(channel, false); // moved meanwhile
@@ -211,6 +223,8 @@ export class Subscriptions {
     const address = this.driver.isCluster
       ? await this.driver.masterOf(keySlot(channel.name), refresh)
       : undefined;
+    // Its watch may have ended meanwhile: a channel nobody watches must not hold a connection open.
+    if (!this.watched(channel)) throw new Error(`${channel.name} is no longer watched`);
     const conn = this.conn(address);
     const previous = channel.conn;
     if (previous !== conn) {
@@ -231,6 +245,7 @@ export class Subscriptions {
       id,
       address,
       channels: new Set(),
+      forsaken: new Map(),
       up: false,
       upWaiters: [],
       heardAt: performance.now(),
@@ -246,6 +261,10 @@ export class Subscriptions {
             conn.up = true;
             conn.heardAt = performance.now();
             for (const wake of conn.upWaiters.splice(0)) wake();
+            for (const [name, sharded] of conn.forsaken) {
+              if (this.channels.get(name)?.conn !== conn) this.forsake(conn, name, sharded);
+            }
+            conn.forsaken.clear();
             // Subscriptions are ours to make again: the client does not resubscribe for us.
             for (const channel of [...conn.channels]) if (!channel.confirmed) this.subscribe(channel, false);
           },

@@ -16,11 +16,17 @@
   ARGV[4] maxAttempts: a key that ended without a value this many times is not taken
   ARGV[5] token to issue: '' on one master (the script issues max(counter + 1, server clock in µs)), or
           the quorum's proposal, which every master must accept as it is
+  ARGV[6] completion channel (same hash tag as the keys)
+  ARGV[7] '1' to publish with SPUBLISH (a Cluster's sharded pub/sub), '0' for PUBLISH
 
   Writes, when it takes the key: the counter := token; the lease := ARGV[1] with ARGV[2] ms; the state
   := {status running, token, owner, attempts (+1), startedAt, prev}, where `prev` keeps the state it
   replaced, whole (its own `prev` included: cjson, flat), so `abandon` can put it back exactly if fn
   never starts — also after a takeover of this attempt was itself given back.
+
+  Publishes on ARGV[6] the new running state (without `prev`) when it takes the key: a process that only
+  waits (`wait`) and found nobody leading learns of the attempt, and so of its lease deadline, which
+  is how it hears of a leader that crashes on the last attempt.
 
   Returns
     {1, token, attempt, startedAtMs, previousFlat, previousFence}
@@ -41,6 +47,8 @@ local leaseMs = ARGV[2]
 local owner = ARGV[3]
 local maxAttempts = tonumber(ARGV[4])
 local proposed = ARGV[5]
+local channel = ARGV[6]
+local sharded = ARGV[7] == '1'
 
 local state, refused = ownState(stateKey)
 if not state then return refused end
@@ -84,6 +92,8 @@ local attempt = tostring(attempts + 1)
 redis.call('SET', fenceKey, token)
 redis.call('SET', leaseKey, leaseValue, 'PX', leaseMs)
 redis.call('DEL', stateKey)
-redis.call('HSET', stateKey, 'status', 'running', 'token', token, 'owner', owner, 'attempts', attempt,
-  'startedAt', startedAt, 'prev', encodePrev(state.fields))
+local running = {'status', 'running', 'token', token, 'owner', owner, 'attempts', attempt,
+  'startedAt', startedAt}
+redis.call('HSET', stateKey, 'prev', encodePrev(state.fields), unpack(running))
+publishState(channel, sharded, running)
 return {1, token, attempt, startedAt, withoutFields(state.fields, {prev = true}), fence}

@@ -71,7 +71,7 @@ export class QuorumStore implements Store {
       names.key,
       'claiming',
       async (driver) => {
-        const request = scripts.claim(driver, names, { ...args, token });
+        const request = scripts.claim(driver, names, { ...args, token, sharded: false });
         // A claim may land after we decided: close() waits for it, and for its give-back.
         const tracked = request.then(
           () => {},

@@ -36,7 +36,7 @@ export class SingleStore implements Store {
   async claim(names: KeyNames, args: ClaimRequest): Promise<Claim> {
     let reply: scripts.ClaimReply;
     try {
-      reply = await scripts.claim(this.driver, names, { ...args, token: undefined });
+      reply = await scripts.claim(this.driver, names, { ...args, token: undefined, sharded: this.sharded });
     } catch (error) {
       // No reply within our bound, yet the claim may still land (a client that queues or resends
       // it): a give-back sent after it, on the same client, undoes it if it does.

@@ -289,6 +289,7 @@ describe('a crash loop (each leader dies mid-fn, the next takes over)', () => {
         owner: `node-${i}`,
         maxAttempts: 100,
         token: undefined,
+        sharded: false,
       });
       expect(reply).toMatchObject({ kind: 'claimed', attempt: i });
       await admin.del(names.lease); // leader i dies; its lease runs out

@@ -64,6 +64,7 @@ describe('quorum claims racing another claim', () => {
       owner: 'other-node',
       maxAttempts,
       token: Date.now() * 1000,
+      sharded: false,
     });
     expect(other).toMatchObject({ kind: 'claimed', attempt: 1 });
 

@@ -120,11 +120,13 @@ export async function listen(
   publisher: Redis,
   channel: string,
   sharded = false,
+  /** Messages to leave out (the running state a claim publishes, for tests about what follows it). */
+  skip: (message: string) => boolean = () => false,
 ): Promise<Listener> {
   const messages: string[] = [];
   let waiting: Gate<void> | undefined;
   subscriber.on(sharded ? 'smessage' : 'message', (from: string, message: string) => {
-    if (from !== channel) return;
+    if (from !== channel || skip(message)) return;
     messages.push(message);
     waiting?.open();
   });

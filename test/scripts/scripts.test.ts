@@ -79,7 +79,21 @@ function fresh(): KeyNames {
 }
 
 /** A confirmed subscriber on `channel`, closed after the test. */
+/**
+ * What `channel` receives, but for the running state a claim publishes (the claim's own tests use
+ * `listenToClaims`): most tests are about what a script after the claim publishes.
+ */
 async function listen(channel: string, sharded = false): Promise<Listener> {
+  const listener = await listenOn(server.client(), redis, channel, sharded, isRunningState);
+  listeners.push(listener);
+  return listener;
+}
+
+function isRunningState(message: string): boolean {
+  return decodeMessage(message)?.state.status === 'running';
+}
+
+async function listenToClaims(channel: string, sharded = false): Promise<Listener> {
   const listener = await listenOn(server.client(), redis, channel, sharded);
   listeners.push(listener);
   return listener;
@@ -97,6 +111,7 @@ function claimArgs(overrides: Partial<ClaimArgs> = {}): ClaimArgs {
     owner: OWNER,
     maxAttempts: 3,
     token: undefined,
+    sharded: false,
     ...overrides,
   };
 }
@@ -181,6 +196,41 @@ function expectForeign(error: unknown, names: KeyNames, redisKey: string, detail
 }
 
 describe('claim', () => {
+  it('publishes the running state it took (without prev), so a process that only waits learns of the attempt', async () => {
+    const names = fresh();
+    await redis.hset(names.state, failedState({ attempts: 1 }));
+    const claims = await listenToClaims(names.done);
+    const sharded = await listenToClaims(names.done, true);
+    const reply = await claimed(names);
+    const message = decodeMessage(await claims.next());
+    expect(message).toEqual({
+      state: {
+        ...IDLE,
+        status: 'running',
+        token: reply.token,
+        owner: OWNER,
+        attempts: 2,
+        startedAt: reply.startedAt,
+      },
+      valueOmitted: false,
+    });
+    await sharded.expectSilent();
+    // A refused claim publishes nothing.
+    expect(await claim(driver, names, claimArgs({ leaseValue: 'someone-else' }))).toMatchObject({
+      kind: 'refused',
+    });
+    await claims.expectSilent();
+  });
+
+  it('with sharded: true publishes the running state with SPUBLISH', async () => {
+    const names = fresh();
+    const plain = await listenToClaims(names.done);
+    const sharded = await listenToClaims(names.done, true);
+    await claimed(names, { sharded: true });
+    expect(decodeMessage(await sharded.next())?.state.status).toBe('running');
+    await plain.expectSilent();
+  });
+
   it('answers a claim sent again (a client resending it after a dropped connection) as it answered the first', async () => {
     const names = fresh();
     await redis.hset(names.state, failedState({ attempts: 1 }));
@@ -579,8 +629,8 @@ describe('renew', () => {
 describe('complete', () => {
   it('records the value, releases the lease, sets the TTL and publishes the done state', async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token, startedAt } = await claimed(names);
+    const done = await listen(names.done);
     const reply = await complete(driver, names, completeArgs(token, { doneTtlMs: 60_000 }));
     expect(reply).toEqual({ ok: true });
 
@@ -608,8 +658,8 @@ describe('complete', () => {
 
   it('keeps the done state until reset when doneTtlMs is not given, and records no value for undefined', async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token } = await claimed(names);
+    const done = await listen(names.done);
     expect(await complete(driver, names, completeArgs(token, { valueJson: undefined }))).toEqual({
       ok: true,
     });
@@ -635,8 +685,8 @@ describe('complete', () => {
 
   it('publishes a value of exactly 16 KiB inline', async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token } = await claimed(names);
+    const done = await listen(names.done);
     const valueJson = JSON.stringify('x'.repeat(16_384 - 2));
     expect(valueJson).toHaveLength(16_384);
     await complete(driver, names, completeArgs(token, { valueJson }));
@@ -645,8 +695,8 @@ describe('complete', () => {
 
   it('leaves a value over 16 KiB out of the message (valueOmitted), while the state holds all of it', async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token } = await claimed(names);
+    const done = await listen(names.done);
     const valueJson = JSON.stringify({ blob: 'y'.repeat(100_000) });
     expect(await complete(driver, names, completeArgs(token, { valueJson }))).toEqual({ ok: true });
     const text = await done.next();
@@ -660,8 +710,8 @@ describe('complete', () => {
 
   it('is idempotent: the same complete again answers ok, publishes nothing and changes nothing', async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token } = await claimed(names);
+    const done = await listen(names.done);
     const args = completeArgs(token, { doneTtlMs: 60_000 });
     expect(await complete(driver, names, args)).toEqual({ ok: true });
     await done.next();
@@ -672,8 +722,8 @@ describe('complete', () => {
 
   it('refuses a lease that is not ours (not-holder), changing nothing and publishing nothing', async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token } = await claimed(names);
+    const done = await listen(names.done);
     await redis.set(names.lease, OTHER, 'PX', LEASE_MS); // taken over
     const reply = await unchangedBy(redis, names, () => complete(driver, names, completeArgs(token)));
     expect(reply).toEqual({ ok: false, reason: 'not-holder' });
@@ -691,8 +741,8 @@ describe('complete', () => {
 
   it("refuses a token that is not the running attempt's (not-running), changing nothing", async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token } = await claimed(names);
+    const done = await listen(names.done);
     for (const wrong of [token - 1, token + 1]) {
       const reply = await unchangedBy(redis, names, () => complete(driver, names, completeArgs(wrong)));
       expect(reply).toEqual({ ok: false, reason: 'not-running' });
@@ -712,8 +762,8 @@ describe('complete', () => {
 describe('fail', () => {
   it('records the failed attempt with its error and outcome, releases our lease and publishes it', async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token, startedAt } = await claimed(names);
+    const done = await listen(names.done);
     expect(await fail(driver, names, failArgs(token))).toEqual({ ok: true });
     const state = await redis.hgetall(names.state);
     expect(state).toEqual({
@@ -736,8 +786,8 @@ describe('fail', () => {
 
   it('accepts an expired lease, recording lease-lost after the fact', async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token } = await claimed(names, { leaseMs: TINY_MS });
+    const done = await listen(names.done);
     await leaseExpired(names);
     const error = { name: 'LeaseLostError', message: 'renewal not proven in time' };
     expect(await fail(driver, names, failArgs(token, { outcome: 'lease-lost', error }))).toEqual({
@@ -753,8 +803,8 @@ describe('fail', () => {
 
   it('refuses when another holder has the lease (not-holder), changing nothing', async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token } = await claimed(names);
+    const done = await listen(names.done);
     await redis.set(names.lease, OTHER, 'PX', LEASE_MS);
     const reply = await unchangedBy(redis, names, () => fail(driver, names, failArgs(token)));
     expect(reply).toEqual({ ok: false, reason: 'not-holder' });
@@ -763,8 +813,8 @@ describe('fail', () => {
 
   it('refuses a stale token (not-running), changing nothing', async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token } = await claimed(names);
+    const done = await listen(names.done);
     const reply = await unchangedBy(redis, names, () => fail(driver, names, failArgs(token - 1)));
     expect(reply).toEqual({ ok: false, reason: 'not-running' });
     await done.expectSilent();
@@ -793,8 +843,8 @@ describe('fail', () => {
 describe('abandon', () => {
   it('gives back a claim of an idle key: no state, no lease, the counter at the token, {} published', async () => {
     const names = fresh();
-    const done = await listen(names.done);
     const { token } = await claimed(names);
+    const done = await listen(names.done);
     expect(await abandon(driver, names, { leaseValue: LEASE, token, sharded: false })).toEqual({ ok: true });
     expect(await redis.exists(names.state)).toBe(0);
     expect(await redis.exists(names.lease)).toBe(0);
@@ -813,8 +863,8 @@ describe('abandon', () => {
     const before = fieldsOf(failedState({ attempts: 2 }));
     await writeState(redis, names, failedState({ attempts: 2 }));
     await redis.set(names.fence, '10');
-    const done = await listen(names.done);
     const { token, attempt } = await claimed(names);
+    const done = await listen(names.done);
     expect(attempt).toBe(3);
     expect(await abandon(driver, names, { leaseValue: LEASE, token, sharded: false })).toEqual({ ok: true });
     expect(await redis.hgetall(names.state)).toEqual(before);
