@@ -5,12 +5,16 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { RedisUnavailableError } from '../index.js';
+import { keySlot } from '../slot.js';
 import { withTimeout } from '../timeout.js';
 import type { Connection } from './connection.js';
 
 export interface AdminClient {
+  readonly isCluster: boolean;
   /** One connection per master (the one server, or each master of a Cluster). */
   masters(): Promise<Redis[]>;
+  /** The master that serves `name`'s slot (the one server, when not a Cluster). */
+  masterFor(name: string): Promise<Redis>;
   /** `command` on `redis`, bounded; a refusal (NOPERM, unknown command) rejects with Redis' own error. */
   call(redis: Redis, command: string, ...args: Array<string | number>): Promise<unknown>;
   close(): Promise<void>;
@@ -51,6 +55,16 @@ export function openAdminClient(connection: Connection, timeoutMs: number): Admi
       (error) => unavailable('accept a connection', error),
     ));
   return {
+    isCluster: client instanceof Cluster,
+    async masterFor(name) {
+      await connect();
+      if (!(client instanceof Cluster)) return client;
+      // ioredis' slot table: the node keys serving each slot, the master first.
+      const [masterKey] = (client as unknown as { slots: string[][] }).slots[keySlot(name)] ?? [];
+      const master = client.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === masterKey);
+      if (!master) throw unavailable(`say which master serves ${name}`);
+      return master;
+    },
     async masters() {
       await connect();
       return client instanceof Cluster ? client.nodes('master') : [client];

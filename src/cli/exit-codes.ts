@@ -22,6 +22,8 @@ export const EXIT = Object.freeze({
   LEASE_LOST: 76,
   /** EX_NOPERM: `reset` refused because a leader is running (pass --force). */
   RESET_REFUSED: 77,
+  /** EX_CONFIG: `doctor` found a setting that breaks exactly-once. */
+  CONFIG: 78,
   /** The command could not be executed (permission), as in a shell. */
   COMMAND_NOT_EXECUTABLE: 126,
   /** The command was not found, as in a shell. */
@@ -43,6 +45,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [string, string]> = [
   [String(EXIT.WAIT_TIMEOUT), 'gave up waiting after --timeout; the run goes on elsewhere'],
   [String(EXIT.LEASE_LOST), 'this node lost its lease while the command ran; the command was stopped'],
   [String(EXIT.RESET_REFUSED), 'reset refused: a leader is running (use --force)'],
+  [String(EXIT.CONFIG), 'doctor: a Redis setting breaks exactly-once (each finding says what to change)'],
   [String(EXIT.COMMAND_NOT_EXECUTABLE), 'run: the command is not executable'],
   [String(EXIT.COMMAND_NOT_FOUND), 'run: the command was not found'],
   ['128+N', 'interrupted by signal N (130 SIGINT, 143 SIGTERM); also a command killed by signal N'],

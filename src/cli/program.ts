@@ -4,6 +4,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import { DEFAULTS } from '../index.js';
 import { KILL_AFTER_MS } from './command.js';
 import { DEFAULT_REDIS_URL } from './connection.js';
+import { type DoctorFlags, doctorCommand } from './doctor.js';
 import { parseDuration } from './durations.js';
 import { exitCodeHelp } from './exit-codes.js';
 import { type ListFlags, listCommand } from './list.js';
@@ -140,6 +141,21 @@ export function buildProgram(result: Result): Command {
     .addHelpText('after', `\n${exitCodeHelp()}`)
     .action(async (flags: ListFlags) => {
       result.code = await listCommand(flags);
+    });
+
+  withConnection(
+    program
+      .command('doctor')
+      .description(
+        'check what silently breaks exactly-once on this Redis (eviction, version, persistence, pub/sub ' +
+          'buffers, replicas, permissions) and say what to change; exit 78 if something would',
+      ),
+  )
+    .option('--json', 'print the findings as JSON')
+    .option('-v, --verbose', 'stack traces and debug logs on errors')
+    .addHelpText('after', `\n${exitCodeHelp()}`)
+    .action(async (flags: DoctorFlags) => {
+      result.code = await doctorCommand(flags);
     });
 
   withConnection(

@@ -37,4 +37,35 @@ describe.skipIf(!canInjectFaults)('redis-once --cluster', () => {
     expect(status.result.code).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ state: 'done', attempts: 1 });
   });
+
+  it('lists keys from every master, and doctor checks each master and probes a sharded subscription', async () => {
+    const seeds = nodes.map((n) => `${n.host}:${n.port}`).join(',');
+    const namespace = `cluster-list-${randomUUID()}`;
+    // Keys spread over the three masters' slots.
+    const keys = Array.from({ length: 12 }, (_, i) => `key-${i}`);
+    for (const key of keys) {
+      const ran = await runCli([
+        'run',
+        '--key',
+        key,
+        '--cluster',
+        seeds,
+        '--namespace',
+        namespace,
+        '--',
+        'true',
+      ]);
+      expect(ran.result.code).toBe(0);
+    }
+    const listed = await runCli(['list', '--cluster', seeds, '--namespace', namespace, '--json']);
+    expect((JSON.parse(listed.stdout) as Array<{ key: string }>).map((k) => k.key)).toEqual([...keys].sort());
+
+    const doctor = await runCli(['doctor', '--cluster', seeds, '--namespace', namespace, '--json']);
+    const findings = JSON.parse(doctor.stdout) as Array<{ check: string; level: string; server: string }>;
+    expect(
+      new Set(findings.filter((f) => f.check === 'cluster').map((f) => `${f.server} ${f.level}`)),
+    ).toEqual(new Set(nodes.map((n) => `${n.host}:${n.port} ok`)));
+    expect(findings.find((f) => f.check === 'permissions')).toMatchObject({ level: 'ok' });
+    expect(doctor.result.code).toBe(0);
+  });
 });
