@@ -32,9 +32,11 @@ function flush(stream: NodeJS.WriteStream): Promise<void> {
   return new Promise((resolve) => stream.write('', () => resolve()));
 }
 
-const code = await main(process.argv.slice(2));
-process.exitCode = code;
-// Everything of ours is closed by now, but a Redis client that never connected may keep a reconnect
-// timer alive for seconds (ioredis); a deploy step must not wait on it. Flush, then leave.
-await Promise.all([flush(process.stdout), flush(process.stderr)]);
-process.exit(code);
+// No top-level await: the single executable's bundle is CommonJS (Node's SEA runs one CJS script).
+void main(process.argv.slice(2)).then(async (code) => {
+  process.exitCode = code;
+  // Everything of ours is closed by now, but a Redis client that never connected may keep a reconnect
+  // timer alive for seconds (ioredis); a deploy step must not wait on it. Flush, then leave.
+  await Promise.all([flush(process.stdout), flush(process.stderr)]);
+  process.exit(code);
+});

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { parseDuration } from '../../src/cli/durations.js';
 import { type RedisServer, startRedis } from '../helpers/redis-server.js';
 import { killAllClis, runCli } from './cli.js';
 
@@ -57,6 +58,27 @@ describe('examples/kubernetes.yaml', () => {
       init.env.find((e: { name: string }) => e.name === 'REDIS_URL').valueFrom.secretKeyRef,
     ).toBeDefined();
     expect(deployment.spec.replicas).toBeGreaterThan(1);
+  });
+});
+
+describe('examples/kubernetes-job.yaml', () => {
+  it('waits for the migration Job in an initContainer, with timeouts that each give up before the next', () => {
+    const docs = parseAllDocuments(read('examples/kubernetes-job.yaml')).map((doc) => doc.toJS());
+    const job = docs.find((doc) => doc.kind === 'Job');
+    const deployment = docs.find((doc) => doc.kind === 'Deployment');
+    const run: string[] = job.spec.template.spec.containers[0].command;
+    const wait: string[] = deployment.spec.template.spec.initContainers[0].command;
+    expect(run.slice(0, 2)).toEqual(['redis-once', 'run']);
+    expect(wait.slice(0, 2)).toEqual(['redis-once', 'wait']);
+    const keyOf = (command: string[]) => command[command.indexOf('--key') + 1];
+    expect(keyOf(wait)).toBe(keyOf(run));
+    const jobDeadlineMs = job.spec.activeDeadlineSeconds * 1000;
+    const waitMs = parseDuration(wait[wait.indexOf('--timeout') + 1]!);
+    const helmDefaultMs = 5 * 60_000;
+    const progressMs = deployment.spec.progressDeadlineSeconds * 1000;
+    expect(jobDeadlineMs).toBeLessThan(waitMs);
+    expect(waitMs).toBeLessThan(helmDefaultMs);
+    expect(helmDefaultMs).toBeLessThan(progressMs);
   });
 });
 
