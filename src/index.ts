@@ -18,5 +18,5 @@ export {
 export type { OnceFn, Role, RunResult } from './flight.js';
 export type { Once, OnceStatus } from './once.js';
 export { createOnce } from './once.js';
-export type { OnceOptions, RunOptions, WaitOptions } from './options.js';
+export type { OnceLogger, OnceOptions, RunOptions, WaitOptions } from './options.js';
 export { DEFAULTS } from './options.js';

@@ -12,6 +12,7 @@ import {
   OnceInputError,
   OnceReentrantError,
 } from './errors.js';
+import { warnOfEviction } from './eviction.js';
 import { type CallSettings, type DoneValue, Flight, type OnceFn, type RunResult } from './flight.js';
 import { controlChannel, keyNames } from './keys.js';
 import { Memo } from './memo.js';
@@ -150,6 +151,8 @@ class OnceInstance implements Once {
     // Listen for resets from the start, so a process's first call need not wait for it. A failure here
     // is retried (and reported) by the first call that needs it.
     this.control.listen().catch(() => {});
+    // Only for a caller who listens: no command is spent on it otherwise.
+    if (options.logger) warnOfEviction(this.drivers, options.logger).catch(() => {});
   }
 
   run<T>(key: string, fn: OnceFn<T>, options?: RunOptions): Promise<T> {

@@ -76,6 +76,24 @@ export interface OnceOptions {
    * @default `${hostname}/${pid}/${4 random hex bytes}`
    */
   nodeId?: string;
+  /**
+   * Where redis-once says what an operator should know, in the shape pino and console share: methods
+   * `debug`, `info`, `warn`, `error`, called with an object first and a message (`logger.warn({ server,
+   * maxmemoryPolicy }, 'redis-once: …')`). Silent when not given. With a logger, each instance checks
+   * the eviction policy once (INFO memory; skipped quietly where INFO is not allowed) and warns when it
+   * can evict a lease or a done state.
+   * @default undefined (silent)
+   * @example createOnce({ redis, logger: pino() }) // or logger: console
+   */
+  logger?: OnceLogger;
+}
+
+/** The logging shape pino and console share: an object first, then a message. */
+export interface OnceLogger {
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
 }
 
 /** Per-call overrides of `run`, `runDetailed` and `wrap`. */
@@ -112,6 +130,7 @@ export interface ResolvedOptions {
   memoMaxKeys: number;
   nodeId: string;
   replicaAck: { replicas: number; timeoutMs: number } | undefined;
+  logger: OnceLogger | undefined;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -126,6 +145,7 @@ const KNOWN_OPTIONS = new Set([
   'memoMaxKeys',
   'nodeId',
   'replicaAck',
+  'logger',
 ]);
 const KNOWN_RUN_OPTIONS = new Set(['leaseMs', 'waitTimeoutMs', 'signal', 'doneTtlMs', 'maxAttempts']);
 const KNOWN_WAIT_OPTIONS = new Set(['waitTimeoutMs', 'signal']);
@@ -162,6 +182,7 @@ export function resolveOptions(options: OnceOptions): ResolvedOptions {
     redisTimeoutMs: duration('redisTimeoutMs', options.redisTimeoutMs, DEFAULTS.redisTimeoutMs),
     memoMaxKeys: count('memoMaxKeys', options.memoMaxKeys, DEFAULTS.memoMaxKeys, 0),
     replicaAck: checkReplicaAck(options.replicaAck, options.redisTimeoutMs ?? DEFAULTS.redisTimeoutMs),
+    logger: checkLogger(options.logger),
     nodeId: checkNodeId(options.nodeId ?? `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`),
   };
 }
@@ -283,6 +304,19 @@ function checkDistinct(specs: RedisSpec[]): void {
     }
     seen.add(identity);
   }
+}
+
+function checkLogger(value: unknown): OnceLogger | undefined {
+  if (value === undefined) return undefined;
+  const missing = ['debug', 'info', 'warn', 'error'].filter(
+    (level) => typeof (value as Record<string, unknown> | null)?.[level] !== 'function',
+  );
+  if (typeof value !== 'object' || value === null || missing.length > 0) {
+    throw new OnceInputError(
+      `logger must have debug, info, warn and error methods (pino, console, or the like); missing: ${missing.join(', ')}.`,
+    );
+  }
+  return value as OnceLogger;
 }
 
 function checkReplicaAck(value: unknown, redisTimeoutMs: number): ResolvedOptions['replicaAck'] {

@@ -12,6 +12,8 @@ export interface Driver extends ScriptRunner {
   readonly isCluster: boolean;
   /** WAIT on the master holding `key`: how many replicas acknowledged our writes so far. */
   waitForReplicas(key: string, replicas: number, timeoutMs: number): Promise<number>;
+  /** INFO `section` of the server (of one master, on a Cluster), bounded. Only with a logger given. */
+  serverInfo(section: string): Promise<string>;
   /**
    * A new connection for subscribing, owned (and closed) by the caller of this method: to the server,
    * or, on a Cluster, to the master at `master`.

@@ -1,6 +1,6 @@
 import { Cluster, Redis } from 'ioredis';
 import type { Driver } from './driver.js';
-import { type IoredisClient, IoredisDriver } from './ioredis.js';
+import { type IoredisClient, IoredisDriver, type IoredisLike } from './ioredis.js';
 import {
   isNodeRedisCluster,
   type NodeRedisClient,
@@ -9,7 +9,7 @@ import {
 } from './node-redis.js';
 
 /** A client the caller owns: ioredis `Redis`/`Cluster` (v5, v6), node-redis client or cluster (v5+). */
-export type RedisClient = IoredisClient | NodeRedisClient | NodeRedisCluster;
+export type RedisClient = IoredisLike | NodeRedisClient | NodeRedisCluster;
 
 /** How a caller names one Redis: a client it owns, a URL, or the nodes of a Cluster for us to connect. */
 export type RedisSpec = RedisClient | string | { cluster: Array<{ host: string; port: number }> };

@@ -9,8 +9,22 @@ import { plainReply, ScriptCalls } from './script-calls.js';
 
 const debug = createDebug('redis-once:ioredis');
 
-/** An ioredis `Redis` or `Cluster`, of version 5 or 6: only the members we use. */
+/** An ioredis `Redis` or `Cluster`, of version 5 or 6, as the driver uses it (ioredis 6's types). */
 export type IoredisClient = Redis | Cluster;
+
+/**
+ * What a caller's ioredis client must look like, by shape: so a client of any ioredis 5 or 6 copy —
+ * whose class is not ours, and whose declarations differ by version — is assignable as it is.
+ */
+export interface IoredisLike {
+  readonly status: string;
+  readonly options: object;
+  // biome-ignore lint/suspicious/noExplicitAny: ioredis' own overloads differ by version
+  call(command: string, ...args: any[]): Promise<unknown>;
+  duplicate(...args: never[]): unknown;
+  // biome-ignore lint/suspicious/noExplicitAny: ioredis declares its listeners' arguments as any[]
+  on(event: string | symbol, listener: (...args: any[]) => void): unknown;
+}
 
 /**
  * The adapter for ioredis 5 and 6 (RESP2 or RESP3), `Redis` and `Cluster`. A client the caller passed
@@ -65,6 +79,14 @@ export class IoredisDriver implements Driver {
       return Number(await target.call('WAIT', String(replicas), String(timeoutMs)));
     })();
     return bounded(call, this.label, 'WAIT', this.timeoutMs);
+  }
+
+  serverInfo(section: string): Promise<string> {
+    const call = (async () => {
+      await this.ready();
+      return String(await this.client.call('INFO', section));
+    })();
+    return bounded(call, this.label, 'INFO', this.timeoutMs, this);
   }
 
   openSubscriber(events: SubscriberEvents, master?: NodeAddress): SubscriberConnection {

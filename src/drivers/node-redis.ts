@@ -15,11 +15,14 @@ const debug = createDebug('redis-once:node-redis');
 export interface NodeRedisClient {
   readonly isOpen: boolean;
   readonly isReady: boolean;
-  sendCommand(args: readonly string[], options?: unknown): Promise<unknown>;
+  // Mutable arrays and `any` listener arguments: node-redis' own declarations, so that a client from
+  // createClient() is assignable as it is, whatever its type parameters (RESP2 or 3, modules, mapping).
+  sendCommand(args: string[], options?: unknown): Promise<unknown>;
   duplicate(overrides?: unknown): NodeRedisClient;
   connect(): Promise<unknown>;
   destroy(): void;
-  on(event: string, listener: (...args: never[]) => void): unknown;
+  // biome-ignore lint/suspicious/noExplicitAny: node-redis declares its listeners' arguments as any[]
+  on(event: string, listener: (...args: any[]) => void): unknown;
   SUBSCRIBE(channels: string[], listener: (message: string, channel: string) => void): Promise<void>;
   SSUBSCRIBE(channels: string[], listener: (message: string, channel: string) => void): Promise<void>;
   UNSUBSCRIBE(channels: string[], listener?: (message: string, channel: string) => void): Promise<void>;
@@ -38,7 +41,7 @@ export interface NodeRedisCluster {
   sendCommand(
     firstKey: string | undefined,
     isReadonly: boolean | undefined,
-    args: readonly string[],
+    args: string[],
   ): Promise<unknown>;
   nodeClient(node: ClusterNode): NodeRedisClient | Promise<NodeRedisClient>;
 }
@@ -85,6 +88,16 @@ export class NodeRedisDriver implements Driver {
     return bounded(call, this.label, 'WAIT', this.timeoutMs);
   }
 
+  serverInfo(section: string): Promise<string> {
+    const call = (async () => {
+      const args = ['INFO', section];
+      if (!this.isCluster) return String(await (this.client as NodeRedisClient).sendCommand(args));
+      const cluster = this.client as NodeRedisCluster;
+      return String(await (await cluster.nodeClient(cluster.masters[0]!)).sendCommand(args));
+    })();
+    return bounded(call, this.label, 'INFO', this.timeoutMs);
+  }
+
   openSubscriber(events: SubscriberEvents, master?: NodeAddress): SubscriberConnection {
     const label = master ? `${master.host}:${master.port}` : this.label;
     const connection = this.isCluster
@@ -120,10 +133,10 @@ export class NodeRedisDriver implements Driver {
   }
 
   private send(args: readonly string[]): Promise<unknown> {
-    if (!this.isCluster) return (this.client as NodeRedisClient).sendCommand(args);
+    if (!this.isCluster) return (this.client as NodeRedisClient).sendCommand(args as string[]);
     // EVALSHA/EVAL route by their first key; SCRIPT LOAD is never sent to a Cluster (see ScriptCalls).
     const firstKey = args[0] === 'EVALSHA' || args[0] === 'EVAL' ? args[3] : undefined;
-    return (this.client as NodeRedisCluster).sendCommand(firstKey, false, args);
+    return (this.client as NodeRedisCluster).sendCommand(firstKey, false, args as string[]);
   }
 
   private async masterNode(slot: number): Promise<ClusterNode> {

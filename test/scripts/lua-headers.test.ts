@@ -208,7 +208,14 @@ describe('the TS wrappers pass each script the KEYS and ARGV its header document
   const calls: Array<[(runner: ScriptRunner) => Promise<unknown>, keyof typeof scripts, unknown[]]> = [
     [
       (r) =>
-        claim(r, names, { leaseValue: 'l', leaseMs: 1000, owner: 'o', maxAttempts: 3, token: undefined, sharded: false }),
+        claim(r, names, {
+          leaseValue: 'l',
+          leaseMs: 1000,
+          owner: 'o',
+          maxAttempts: 3,
+          token: undefined,
+          sharded: false,
+        }),
       'claim',
       [1, '7', '1', '1700000000000', [], '0'],
     ],

@@ -155,6 +155,7 @@ function stubDriver({ cluster = false, owner = A }: { cluster?: boolean; owner?:
     isCluster: cluster,
     evalScript: () => Promise.reject(new Error('no scripts in this test')),
     waitForReplicas: () => Promise.reject(new Error('no WAIT in this test')),
+    serverInfo: () => Promise.reject(new Error('no INFO in this test')),
     openSubscriber(events, master) {
       const connection = new StubConnection(events, master);
       connections.push(connection);
