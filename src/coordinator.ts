@@ -146,7 +146,8 @@ export class Coordinator {
             expiry(sentAt, snapshot.statePttl),
           );
         }
-        if (decision.kind === 'failed') throw failedError(flight.key, decision.attempts, decision.last);
+        if (decision.kind === 'failed')
+          throw failedError(flight.key, decision.attempts, decision.last, snapshot.state.owner);
         this.failSpent(flight, snapshot);
         lastReadAt = sentAt;
         waited = true;
@@ -245,7 +246,9 @@ export class Coordinator {
     const phase = phaseOf(snapshot).kind;
     if (phase !== 'failed' && phase !== 'crashed') return;
     const { attempts } = snapshot.state;
-    flight.failSpent(attempts, () => failedError(flight.key, attempts, lastError(snapshot)!));
+    flight.failSpent(attempts, () =>
+      failedError(flight.key, attempts, lastError(snapshot)!, snapshot.state.owner),
+    );
   }
 
   /** When a waiting flight reads again if no message comes first. */
@@ -426,8 +429,19 @@ export class Coordinator {
   }
 }
 
-function failedError(key: string, attempts: number, last: ErrorSummary): OnceFailedError {
-  return new OnceFailedError({ key, attempts, lastErrorName: last.name, lastErrorMessage: last.message });
+function failedError(
+  key: string,
+  attempts: number,
+  last: ErrorSummary,
+  lastOwner: string | undefined,
+): OnceFailedError {
+  return new OnceFailedError({
+    key,
+    attempts,
+    lastErrorName: last.name,
+    lastErrorMessage: last.message,
+    lastOwner,
+  });
 }
 
 function landing(names: KeyNames, state: StoredState, by: Landing['by'], expiresAt: number): Landing {

@@ -67,15 +67,25 @@ export class OnceFailedError extends OnceError {
   /** The `message` of the last attempt's error. */
   readonly lastErrorMessage: string;
   readonly attempts: number;
-  constructor(options: { key: string; attempts: number; lastErrorName: string; lastErrorMessage: string }) {
+  /** The node id that ran the last attempt, when the state names it. */
+  readonly lastOwner: string | undefined;
+  constructor(options: {
+    key: string;
+    attempts: number;
+    lastErrorName: string;
+    lastErrorMessage: string;
+    lastOwner?: string | undefined;
+  }) {
+    const on = options.lastOwner ? ` (on ${options.lastOwner})` : '';
     super(
       'ONCE_FAILED',
-      `"${options.key}" failed after ${options.attempts} attempt(s); last error: ` +
+      `"${options.key}" failed after ${options.attempts} attempt(s); last error${on}: ` +
         `${options.lastErrorName}: ${options.lastErrorMessage}. Fix the cause, then reset("${options.key}") ` +
         'or raise maxAttempts.',
       { key: options.key },
     );
     this.attempts = options.attempts;
+    this.lastOwner = options.lastOwner;
     this.lastErrorName = options.lastErrorName;
     this.lastErrorMessage = options.lastErrorMessage;
   }

@@ -114,21 +114,23 @@ export function describeError(error: unknown, context: ErrorContext = {}): Outco
       code: EXIT.WAIT_TIMEOUT,
       message:
         `gave up waiting for ${quoted} after ${formatDuration(error.timeoutMs)} (--timeout); ` +
-        'it is still running or waiting for a takeover elsewhere',
+        'it is still running or waiting for a takeover elsewhere (`redis-once status --key` shows who runs it)',
     };
   }
   if (error instanceof OnceFailedError) {
     return {
       code: EXIT.FAILED_ELSEWHERE,
       message:
-        `${quoted} failed on all ${error.attempts} attempt(s) (last error: ${error.lastErrorName}: ` +
+        `${quoted} failed on all ${error.attempts} attempt(s) (last error${error.lastOwner ? `, on ${error.lastOwner}` : ''}: ${error.lastErrorName}: ` +
         `${error.lastErrorMessage.replace(/\.$/, '')}); fix the cause, then run \`redis-once reset\` or raise --max-attempts`,
     };
   }
   if (error instanceof LeaseLostError) {
     return {
       code: EXIT.LEASE_LOST,
-      message: `this node lost the lease of ${quoted} while the command ran, so the command was stopped and its result not recorded`,
+      message:
+        `this node lost the lease of ${quoted} while the command ran, so the command was stopped and its result not recorded; ` +
+        'another node takes over while attempts remain (if Redis was slow or this process paused, raise --lease)',
     };
   }
   if (error instanceof OnceBusyError) {

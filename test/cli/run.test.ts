@@ -93,7 +93,7 @@ describe('redis-once run', () => {
     for (const follower of followers) {
       expect((await follower.exit()).code).toBe(EXIT.FAILED_ELSEWHERE);
       expect(follower.stderr).toMatch(
-        /error: "fails" failed on all 1 attempt\(s\) \(last error: CommandFailedError: the command \(sh\) exited with code 7\); .*redis-once reset.*--max-attempts\.\n/,
+        /error: "fails" failed on all 1 attempt\(s\) \(last error, on [^:]+\/\d+\/[0-9a-f]+: CommandFailedError: the command \(sh\) exited with code 7\); .*redis-once reset.*--max-attempts\.\n/,
       );
     }
     // Later runs fail fast the same way, without running anything.
@@ -150,7 +150,7 @@ describe('redis-once run', () => {
     expect(exit.code).toBe(EXIT.WAIT_TIMEOUT);
     expect(performance.now() - impatient.startedAt).toBeLessThan(8_000);
     expect(impatient.stderr).toMatch(
-      /error: gave up waiting for "slow" after 700 ms \(--timeout\); it is still running or waiting for a takeover elsewhere\.\n$/,
+      /error: gave up waiting for "slow" after 700 ms \(--timeout\); it is still running or waiting for a takeover elsewhere \(`redis-once status --key` shows who runs it\)\.\n$/,
     );
     release();
     expect((await leader.exit()).code).toBe(0);
