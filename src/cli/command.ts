@@ -27,8 +27,13 @@ export interface CommandOptions {
   env: NodeJS.ProcessEnv;
   /** After SIGTERM, how long the group gets before SIGKILL (--kill-after). */
   killAfterMs: number;
-  /** Told when the command exited but its group still runs and is being stopped. */
-  onLeftovers?: () => void;
+  /** Masks secrets (the Redis password) in the kept stderr, before it is cut to size. */
+  mask?: (text: string) => string;
+  /**
+   * Told when the command exited but its group still runs: `stopping` (it gets SIGTERM now), or
+   * `waiting` (it was signalled already: it gets the rest of --kill-after from then, then SIGKILL).
+   */
+  onLeftovers?: (how: 'stopping' | 'waiting') => void;
 }
 
 /** The default --kill-after. */
@@ -36,6 +41,12 @@ export const KILL_AFTER_MS = 10_000;
 
 /** How much of the command's stderr the failure record keeps (the stored message's bound is 4 KiB). */
 export const STDERR_TAIL_BYTES = 2048;
+
+/**
+ * Kept beyond the tail, so a secret that straddles the cut is still whole when it is masked (and the
+ * masked text is cut afterwards): longer than any password.
+ */
+const MASK_MARGIN_BYTES = 1024;
 
 /** How long the rest of the command's stderr may take to arrive once its group is gone. */
 const STDERR_DRAIN_MS = 1_000;
@@ -47,6 +58,8 @@ export class Command {
   private done = false;
   private tail: Buffer = Buffer.alloc(0);
   private killTimer: NodeJS.Timeout | undefined;
+  /** When the group was first signalled (forwarded, or terminate()): --kill-after counts from then. */
+  private signalledAt: number | undefined;
 
   private constructor(
     argv: readonly string[],
@@ -58,10 +71,19 @@ export class Command {
       detached: true, // the leader of a new process group (setsid would also drop the terminal)
     });
     this.pgid = this.child.pid;
+    let passThrough = true;
     this.child.stderr?.on('data', (chunk: Buffer) => {
-      process.stderr.write(chunk);
+      if (passThrough) process.stderr.write(chunk);
       this.keep(chunk);
     });
+    // Our stderr's reader went away (`… 2>&1 | head`): the command's own stderr closes too, as in a
+    // plain pipeline (its next write gets SIGPIPE). Any other failure (a full disk): the command goes
+    // on, its stderr read and dropped, as it would be if it wrote there itself.
+    const onOwnStderrError = (error: NodeJS.ErrnoException) => {
+      passThrough = false;
+      if (error.code === 'EPIPE') this.child.stderr?.destroy();
+    };
+    process.stderr.on('error', onOwnStderrError);
     // 'close' comes once stderr is read to the end too.
     const closed = new Promise<void>((resolve) => this.child.once('close', () => resolve()));
     this.exited = new Promise<CommandExit>((resolve) => {
@@ -71,12 +93,17 @@ export class Command {
         settled = true;
         let leftovers: CommandExit['leftovers'] = 'nothing-left';
         if (this.pgid !== undefined && groupRunning(this.pgid)) {
-          this.options.onLeftovers?.();
-          leftovers = await stopGroup(this.pgid, this.options.killAfterMs);
+          const signalled = this.signalledAt !== undefined;
+          this.options.onLeftovers?.(signalled ? 'waiting' : 'stopping');
+          const grace = signalled
+            ? Math.max(0, this.signalledAt! + this.options.killAfterMs - performance.now())
+            : this.options.killAfterMs;
+          leftovers = await stopGroup(this.pgid, grace, signalled);
         }
         // The rest of its stderr; a process that left the group may still hold the pipe: not for long.
         await Promise.race([closed, new Promise((r) => setTimeout(r, STDERR_DRAIN_MS).unref())]);
         this.child.stderr?.destroy();
+        process.stderr.off('error', onOwnStderrError);
         clearTimeout(this.killTimer);
         this.done = true;
         resolve({ ...exit, leftovers });
@@ -98,20 +125,25 @@ export class Command {
     return !this.done;
   }
 
-  /** The end of what the command wrote to stderr (a few KB), trimmed; empty if nothing. */
+  /**
+   * The end of what the command wrote to stderr (2 KB at most), masked, then trimmed; empty if
+   * nothing. Cut at a line start when the kept bytes begin mid-line.
+   */
   get stderrTail(): string {
-    let text = this.tail.toString('utf8');
-    // Cut at a line start if the kept bytes began mid-line (or mid-character).
-    if (this.tail.length >= STDERR_TAIL_BYTES) {
-      const newline = text.indexOf('\n');
-      if (newline !== -1 && newline < text.length - 1) text = text.slice(newline + 1);
-    }
-    return text.trim();
+    const masked = (this.options.mask ?? ((t: string) => t))(this.tail.toString('utf8'));
+    const bytes = Buffer.from(masked, 'utf8');
+    if (bytes.length <= STDERR_TAIL_BYTES) return masked.trim();
+    // U+FFFD for a character the cut split; a line start if there is one.
+    let text = bytes.subarray(bytes.length - STDERR_TAIL_BYTES).toString('utf8');
+    const newline = text.indexOf('\n');
+    if (newline !== -1 && newline < text.length - 1) text = text.slice(newline + 1);
+    return text.replace(/^\uFFFD+/, '').trim();
   }
 
   /** Sends `signal` to the command's whole group, if it still runs. */
   signal(signal: NodeJS.Signals): void {
     if (this.done || this.pgid === undefined) return;
+    if (signal !== 'SIGKILL') this.signalledAt ??= performance.now();
     signalGroup(this.pgid, signal);
   }
 
@@ -125,7 +157,7 @@ export class Command {
 
   private keep(chunk: Buffer): void {
     const joined = Buffer.concat([this.tail, chunk]);
-    this.tail =
-      joined.length > STDERR_TAIL_BYTES ? joined.subarray(joined.length - STDERR_TAIL_BYTES) : joined;
+    const keep = STDERR_TAIL_BYTES + MASK_MARGIN_BYTES;
+    this.tail = joined.length > keep ? joined.subarray(joined.length - keep) : joined;
   }
 }

@@ -46,7 +46,7 @@ export function resolveConnection(flags: ConnectionFlags): Connection {
     parsed = new URL(url);
   } catch {
     throw new UsageError(
-      `--redis "${scrub(raw, secrets)}" is not a valid URL; use redis://[:password@]host:port[/db]`,
+      `--redis "${scrub(maskRedisUrl(url), secrets)}" is not a valid URL; use redis://[:password@]host:port[/db] (percent-encode a / # ? or @ in the password)`,
     );
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
@@ -89,12 +89,15 @@ export function maskRedisUrl(url: string): string {
     else if (parsed.username) parsed.username = '***';
     return parsed.toString().replace(/\/$/, '');
   } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@');
+    // Unparsable (a password holding `/`, `#` or `?`, not percent-encoded): everything up to the last
+    // `@` may be the password.
+    return url.replace(/\/\/.*@/, '//***@');
   }
 }
 
 function secretsOf(url: string): string[] {
-  const auth = /^[a-z][a-z0-9+.-]*:\/\/([^@/]*)@/i.exec(url)?.[1];
+  // Up to the last `@`: a password may hold `/`, `#`, `?` or `@` that its writer did not encode.
+  const auth = /^[a-z][a-z0-9+.-]*:\/\/(.*)@/i.exec(url)?.[1];
   if (!auth) return [];
   const colon = auth.indexOf(':');
   const secret = colon === -1 ? auth : auth.slice(colon + 1);

@@ -46,17 +46,27 @@ const LARGEST_MESSAGE_BYTES = 20 * 1024;
 /** What one master's INFO and CONFIG GET said; undefined where it would not say. */
 export interface ServerFacts {
   server: string;
-  version: string;
-  role: string;
+  /** Undefined when INFO is refused (an ACL without @dangerous), as are the facts from INFO. */
+  version: string | undefined;
+  role: string | undefined;
   connectedReplicas: number;
   clusterEnabled: boolean;
   clusterState: string | undefined;
   /** CONFIG GET, or undefined when CONFIG is refused. */
   config: Record<string, string> | undefined;
-  /** From INFO where CONFIG is refused. */
+  /** From INFO, for where CONFIG is refused. */
   maxmemoryPolicy: string | undefined;
-  aofEnabled: boolean;
+  maxmemory: number | undefined;
+  aofEnabled: boolean | undefined;
 }
+
+const CONFIG_PARAMETERS = [
+  'maxmemory',
+  'maxmemory-policy',
+  'save',
+  'appendonly',
+  'client-output-buffer-limit',
+];
 
 export async function doctorCommand(flags: DoctorFlags): Promise<number> {
   let secrets: readonly string[] = [];
@@ -93,7 +103,7 @@ async function examine(
   const findings: Finding[] = [];
   const facts = await Promise.all(masters.map((master) => factsOf(admin, master)));
   for (const server of facts) findings.push(...judgeServer(server));
-  if (facts.some((f) => f.role !== 'master')) {
+  if (facts.some((f) => f.role !== undefined && f.role !== 'master')) {
     findings.push({
       check: 'permissions',
       level: 'unknown',
@@ -107,40 +117,48 @@ async function examine(
 }
 
 async function factsOf(admin: AdminClient, master: Redis): Promise<ServerFacts> {
-  const info = parseInfo(String(await admin.call(master, 'INFO')));
-  let config: Record<string, string> | undefined;
-  try {
-    const pairs = (await admin.call(
-      master,
-      'CONFIG',
-      'GET',
-      'maxmemory*',
-      'save',
-      'appendonly',
-      'client-output-buffer-limit',
-    )) as string[];
-    config = {};
-    for (let i = 0; i + 1 < pairs.length; i += 2) config[pairs[i]!] = pairs[i + 1]!;
-  } catch (error) {
-    if (error instanceof RedisUnavailableError) throw error;
-    config = undefined; // refused (NOPERM, or renamed on a managed Redis)
+  // A refusal (NOPERM, a command renamed on a managed Redis) leaves a fact unknown; no answer at all
+  // is Redis unreachable.
+  const refusedAs = async <T>(call: Promise<T>, fallback: T): Promise<T> => {
+    try {
+      return await call;
+    } catch (error) {
+      if (error instanceof RedisUnavailableError) throw error;
+      return fallback;
+    }
+  };
+  const infoText = await refusedAs(admin.call(master, 'INFO') as Promise<string>, undefined);
+  const info = infoText === undefined ? undefined : parseInfo(String(infoText));
+  // One parameter per CONFIG GET: Redis 6.2 takes a single pattern.
+  let config: Record<string, string> | undefined = {};
+  for (const parameter of CONFIG_PARAMETERS) {
+    const pair = await refusedAs(
+      admin.call(master, 'CONFIG', 'GET', parameter) as Promise<string[]>,
+      undefined,
+    );
+    if (pair === undefined) {
+      config = undefined;
+      break;
+    }
+    if (pair.length >= 2) config[pair[0]!] = pair[1]!;
   }
-  const clusterEnabled = info.cluster_enabled === '1';
+  const clusterEnabled = info ? info.cluster_enabled === '1' : admin.isCluster;
   let clusterState: string | undefined;
   if (clusterEnabled) {
-    const clusterInfo = parseInfo(String(await admin.call(master, 'CLUSTER', 'INFO').catch(() => '')));
-    clusterState = clusterInfo.cluster_state;
+    const clusterInfo = await refusedAs(admin.call(master, 'CLUSTER', 'INFO') as Promise<string>, undefined);
+    clusterState = clusterInfo === undefined ? undefined : parseInfo(String(clusterInfo)).cluster_state;
   }
   return {
     server: `${master.options.host}:${master.options.port}`,
-    version: info.redis_version ?? '0',
-    role: info.role ?? 'master',
-    connectedReplicas: Number(info.connected_slaves ?? 0),
+    version: info?.redis_version,
+    role: info?.role,
+    connectedReplicas: Number(info?.connected_slaves ?? 0),
     clusterEnabled,
     clusterState,
     config,
-    maxmemoryPolicy: info.maxmemory_policy,
-    aofEnabled: info.aof_enabled === '1',
+    maxmemoryPolicy: info?.maxmemory_policy,
+    maxmemory: info?.maxmemory === undefined ? undefined : Number(info.maxmemory),
+    aofEnabled: info === undefined ? undefined : info.aof_enabled === '1',
   };
 }
 
@@ -150,19 +168,27 @@ export function judgeServer(facts: ServerFacts): Finding[] {
   const findings: Finding[] = [];
   const min = facts.clusterEnabled ? MIN_CLUSTER_VERSION : MIN_VERSION;
   findings.push(
-    versionAtLeast(facts.version, min)
-      ? { check: 'version', level: 'ok', server, message: `Redis ${facts.version}` }
-      : {
+    facts.version === undefined
+      ? {
           check: 'version',
-          level: 'fail',
+          level: 'unknown',
           server,
-          message: `Redis ${facts.version} is older than ${min.join('.')}${facts.clusterEnabled ? ', which a Cluster needs for sharded pub/sub' : ''}`,
-          fix: `upgrade to Redis ${min.join('.')} or newer`,
-        },
+          message: 'the Redis version could not be read (INFO refused)',
+          fix: `make sure it is ${min.join('.')} or newer`,
+        }
+      : versionAtLeast(facts.version, min)
+        ? { check: 'version', level: 'ok', server, message: `Redis ${facts.version}` }
+        : {
+            check: 'version',
+            level: 'fail',
+            server,
+            message: `Redis ${facts.version} is older than ${min.join('.')}${facts.clusterEnabled ? ', which a Cluster needs for sharded pub/sub' : ''}`,
+            fix: `upgrade to Redis ${min.join('.')} or newer`,
+          },
   );
 
   const policy = config?.['maxmemory-policy'] ?? facts.maxmemoryPolicy;
-  const maxmemory = config ? Number(config.maxmemory ?? 0) : undefined;
+  const maxmemory = config?.maxmemory !== undefined ? Number(config.maxmemory) : facts.maxmemory;
   if (policy === undefined) {
     findings.push({
       check: 'eviction',
@@ -215,12 +241,27 @@ export function judgeServer(facts: ServerFacts): Finding[] {
       server,
       message: facts.aofEnabled
         ? 'AOF persistence is on'
-        : 'persistence settings could not be read (CONFIG GET refused); INFO shows no AOF',
+        : `persistence settings could not be read (CONFIG GET refused)${facts.aofEnabled === false ? '; INFO shows no AOF' : ''}`,
       ...(facts.aofEnabled ? {} : { fix: "check persistence in your provider's settings" }),
+    });
+    findings.push({
+      check: 'pubsub-buffer',
+      level: 'unknown',
+      server,
+      message: 'the pubsub output buffer limit could not be read (CONFIG GET refused)',
+      fix: `make sure client-output-buffer-limit pubsub is at least ${LARGEST_MESSAGE_BYTES} bytes (the default, 32mb 8mb 60, is)`,
     });
   }
 
-  if (facts.role !== 'master') {
+  if (facts.role === undefined) {
+    findings.push({
+      check: 'replicas',
+      level: 'unknown',
+      server,
+      message: 'the replication role could not be read (INFO refused)',
+      fix: 'make sure --redis names the master',
+    });
+  } else if (facts.role !== 'master') {
     findings.push({
       check: 'replicas',
       level: 'fail',
@@ -242,15 +283,17 @@ export function judgeServer(facts: ServerFacts): Finding[] {
 
   if (facts.clusterEnabled) {
     findings.push(
-      facts.clusterState === 'ok'
-        ? { check: 'cluster', level: 'ok', server, message: 'cluster_state is ok' }
-        : {
-            check: 'cluster',
-            level: 'fail',
-            server,
-            message: `cluster_state is ${facts.clusterState ?? 'unknown'}: some slots are not served`,
-            fix: 'fix the Cluster (redis-cli --cluster check)',
-          },
+      facts.clusterState === undefined
+        ? { check: 'cluster', level: 'unknown', server, message: 'CLUSTER INFO was refused' }
+        : facts.clusterState === 'ok'
+          ? { check: 'cluster', level: 'ok', server, message: 'cluster_state is ok' }
+          : {
+              check: 'cluster',
+              level: 'fail',
+              server,
+              message: `cluster_state is ${facts.clusterState ?? 'unknown'}: some slots are not served`,
+              fix: 'fix the Cluster (redis-cli --cluster check)',
+            },
     );
   }
   return findings;

@@ -95,11 +95,13 @@ export function describeError(error: unknown, context: ErrorContext = {}): Outco
   if (error instanceof CommandFailedError) {
     return { code: error.exitCode, message: `${quoted} failed here: ${error.message}` };
   }
-  if (error instanceof CommandSpawnError) return { code: error.exitCode, message: error.message };
+  if (error instanceof CommandSpawnError) {
+    return { code: error.exitCode, message: `${quoted} failed here: ${error.message}` };
+  }
   if (error instanceof InterruptedError) {
     return {
       code: signalExitCode(error.signal),
-      message: `${error.message}, so the attempt was recorded as failed and the lease released: another node can take over now`,
+      message: `${quoted} was ${error.message}, so the attempt was recorded as failed and the lease released: another node can take over now`,
     };
   }
   if (error instanceof OnceAbortError) {

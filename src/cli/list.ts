@@ -21,7 +21,8 @@ export interface ListFlags extends OnceFlags {
 const SCAN_COUNT = 250;
 /** Key states read at once. */
 const READ_BATCH = 50;
-const STATES: ReadonlyArray<OnceStatus['state']> = ['idle', 'running', 'done', 'failed'];
+// An idle key has no state in Redis (never run, reset, or expired): there is nothing to list.
+const STATES: ReadonlyArray<OnceStatus['state']> = ['running', 'done', 'failed'];
 
 export interface ListedKey extends Omit<OnceStatus, 'value'> {
   key: string;

@@ -7,12 +7,13 @@ import { EXIT } from './exit-codes.js';
 import { buildProgram, type Result } from './program.js';
 
 // `redis-once status | head`: a closed pipe is the reader's choice, not an error worth a stack trace.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.OK);
-    throw error;
-  });
-}
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.OK);
+  throw error;
+});
+// Nothing can be said on a stderr that cannot be written (its reader gone, a full disk); a leader goes
+// on supervising its command all the same (command.ts decides what the command sees).
+process.stderr.on('error', () => {});
 
 export async function main(argv: readonly string[]): Promise<number> {
   const result: Result = { code: EXIT.OK };

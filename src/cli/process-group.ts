@@ -63,15 +63,17 @@ export function groupGone(pgid: number, ms: number): Promise<boolean> {
 }
 
 /**
- * Stops the group: SIGTERM, then SIGKILL if it still runs after `killAfterMs`. Resolves once it is
- * gone, with how it ended: nothing was left, it stopped on SIGTERM, or it had to be killed.
+ * Stops the group: SIGTERM (unless it was already told to stop: a signal reaches it once), then
+ * SIGKILL if it still runs after `killAfterMs`. Resolves once it is gone, with how it ended: nothing
+ * was left, it stopped by itself or on SIGTERM, or it had to be killed.
  */
 export async function stopGroup(
   pgid: number,
   killAfterMs: number,
+  alreadySignalled = false,
 ): Promise<'nothing-left' | 'terminated' | 'killed'> {
   if (!groupRunning(pgid)) return 'nothing-left';
-  signalGroup(pgid, 'SIGTERM');
+  if (!alreadySignalled) signalGroup(pgid, 'SIGTERM');
   if (await groupGone(pgid, killAfterMs)) return 'terminated';
   signalGroup(pgid, 'SIGKILL');
   // SIGKILL cannot be caught; what is left after this is a process in uninterruptible sleep.

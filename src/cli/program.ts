@@ -135,7 +135,7 @@ export function buildProgram(result: Result): Command {
         'every once-key of the namespace with its state, owner, attempts and age (SCAN, every master of a Cluster)',
       ),
   )
-    .option('--state <state>', 'only keys in this state: idle, running, done or failed')
+    .option('--state <state>', 'only keys in this state: running, done or failed')
     .option('--json', 'print an array of { key, ...status } (without values) as JSON')
     .option('-v, --verbose', 'stack traces and debug logs on errors')
     .addHelpText('after', `\n${exitCodeHelp()}`)

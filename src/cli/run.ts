@@ -46,7 +46,7 @@ export interface RunValue {
 
 /** Before this, a caller that neither leads nor is done is not shown as waiting (no flicker). */
 const WAITING_GRACE_MS = 300;
-export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
 type State =
   | { kind: 'waiting' }
@@ -116,9 +116,12 @@ export async function runCommand(argv: string[], flags: RunFlags): Promise<numbe
     const command = Command.start(argv, {
       env: commandEnv(ctx),
       killAfterMs,
-      onLeftovers: () =>
+      mask: (text) => scrub(text, secrets),
+      onLeftovers: (how) =>
         progress.note(
-          `the command exited; stopping what it left running in its process group (SIGTERM, then SIGKILL after ${formatDuration(killAfterMs)})`,
+          how === 'stopping'
+            ? `the command exited; stopping what it left running in its process group (SIGTERM, then SIGKILL after ${formatDuration(killAfterMs)})`
+            : `the command exited; waiting for the rest of its process group (SIGKILL ${formatDuration(killAfterMs)} after the signal)`,
         ),
     });
     state = { kind: 'leading', command };
@@ -139,7 +142,7 @@ export async function runCommand(argv: string[], flags: RunFlags): Promise<numbe
     if (exit.spawnError) throw new CommandSpawnError(argv[0]!, exit.spawnError);
     if (exit.code !== 0) {
       const code = exit.signal ? signalExitCode(exit.signal) : (exit.code ?? EXIT.INTERNAL);
-      throw new CommandFailedError(code, exit.signal, argv[0]!, scrub(command.stderrTail, secrets));
+      throw new CommandFailedError(code, exit.signal, argv[0]!, command.stderrTail);
     }
     return { node: ctx.nodeId, durationMs: Math.round(performance.now() - started) };
   };

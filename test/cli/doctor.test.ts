@@ -193,6 +193,7 @@ describe('judgeServer', () => {
       'client-output-buffer-limit': 'normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60',
     },
     maxmemoryPolicy: 'noeviction',
+    maxmemory: 0,
     aofEnabled: false,
   };
   const level = (facts: Partial<ServerFacts>, check: Finding['check']) =>

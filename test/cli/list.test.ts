@@ -89,7 +89,7 @@ describe('redis-once list', () => {
     expect(empty.stdout).toMatch(/^no once-keys in namespace "none-/);
     const bad = await runCli(['list', '--redis', redis.url, '--state', 'stuck']);
     expect(bad.result.code).toBe(EXIT.USAGE);
-    expect(bad.stderr).toMatch(/--state "stuck" is not one of idle, running, done, failed/);
+    expect(bad.stderr).toMatch(/--state "stuck" is not one of running, done, failed/);
   });
 
   it('exits 69 when Redis is unreachable', async () => {

@@ -119,7 +119,9 @@ describe('redis-once run', () => {
     expect(takeover[1]).toBe('failed');
     expect(await leader.exit()).toEqual({ code: 143, signal: null });
     expect(leader.stderr).toMatch(/received SIGTERM; forwarding it to the command/);
-    expect(leader.stderr).toMatch(/error: interrupted by SIGTERM .*another node can take over now\.\n/);
+    expect(leader.stderr).toMatch(
+      /error: "rollout" was interrupted by SIGTERM .*another node can take over now\.\n/,
+    );
     release();
     expect((await Promise.all(followers.map((f) => f.exit()))).map((e) => e.code)).toEqual([0, 0]);
     expect(followers.filter((f) => /started 2/.test(f.stdout))).toHaveLength(1);
@@ -184,7 +186,9 @@ describe('redis-once run', () => {
   it('exits 127 when the command does not exist, and records the attempt as failed', async () => {
     const missing = await runCli([...run('missing'), '--', 'no-such-command-redis-once']);
     expect(missing.result.code).toBe(EXIT.COMMAND_NOT_FOUND);
-    expect(missing.stderr).toMatch(/error: the command "no-such-command-redis-once" was not found/);
+    expect(missing.stderr).toMatch(
+      /error: "missing" failed here: the command "no-such-command-redis-once" was not found/,
+    );
     const status = await runCli([
       'status',
       '--key',

@@ -141,7 +141,7 @@ describe('each signal reaches the command once', () => {
     leader.signal('SIGTERM');
     expect((await leader.exit()).code).toBe(143);
     expect(leader.stderr).toMatch(
-      /error: interrupted by SIGTERM \(the command exited with code 0\), so the attempt was recorded as failed/,
+      /error: "graceful" was interrupted by SIGTERM \(the command exited with code 0\), so the attempt was recorded as failed/,
     );
     const status = await runCli([...flags('status', 'graceful'), '--json']);
     expect(JSON.parse(status.stdout)).toMatchObject({ state: 'failed', error: { name: 'InterruptedError' } });

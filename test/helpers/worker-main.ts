@@ -6,10 +6,14 @@
  */
 import { createOnce, type OnceContext } from '../../src/index.js';
 import { connect } from './clients.js';
+import { writeLedger } from './ledger.js';
 import type { WorkerConfig, WorkerEvent } from './worker.js';
 
 const config = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig;
-const send = (event: WorkerEvent) => process.send?.(event);
+// After its callers settled the worker disconnects; an fn that ignores its signal may still run on.
+const send = (event: WorkerEvent) => {
+  if (process.connected) process.send?.(event);
+};
 
 const client = await connect(config.client ?? 'url', config.url);
 const once = createOnce({
@@ -47,6 +51,23 @@ async function fn(ctx: OnceContext): Promise<{ by: string; token: number }> {
     }
   });
   if (config.failAttempts?.includes(ctx.attempt)) throw new Error(`attempt ${ctx.attempt} failed on purpose`);
+  if (config.hold) {
+    const released = new Promise<void>((resolve) => {
+      const onMessage = (message: { type: string }) => {
+        if (message.type !== 'release') return;
+        process.off('message', onMessage);
+        resolve();
+      };
+      process.on('message', onMessage);
+    });
+    send({ type: 'fn-holding', nodeId: config.nodeId, fencingToken: ctx.fencingToken });
+    await released;
+  }
+  if (config.ledgerUrl) {
+    const write = { key: `${config.namespace}:${config.key}`, token: ctx.fencingToken, by: config.nodeId };
+    const accepted = await writeLedger(config.ledgerUrl, write);
+    send({ type: 'ledger', nodeId: config.nodeId, fencingToken: ctx.fencingToken, accepted });
+  }
   send({ type: 'fn-end', nodeId: config.nodeId, fencingToken: ctx.fencingToken });
   return { by: config.nodeId, token: ctx.fencingToken };
 }
@@ -67,4 +88,5 @@ process.on('message', async (message: { type: string }) => {
   process.disconnect?.();
 });
 
+if (config.warmUp) await once.run(`warm-up:${config.nodeId}`, () => true);
 send({ type: 'ready', nodeId: config.nodeId });

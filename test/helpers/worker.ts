@@ -23,6 +23,12 @@ export interface WorkerConfig {
   doneTtlMs?: number;
   /** The client the worker passes (test/helpers/clients.ts); a URL by default. */
   client?: ClientKind;
+  /** fn's last step: a write to this ledger (test/helpers/ledger.ts) with its fencing token. */
+  ledgerUrl?: string;
+  /** fn waits, after its work, until the test calls `release()` (to put a fault before its end). */
+  hold?: boolean;
+  /** Lead a key of its own before `ready`: connections made and scripts loaded, as a deployed process. */
+  warmUp?: boolean;
 }
 
 export type WorkerEvent =
@@ -35,6 +41,8 @@ export type WorkerEvent =
       previous: PreviousAttempt | null;
     }
   | { type: 'fn-aborted'; nodeId: string; reason: string }
+  | { type: 'fn-holding'; nodeId: string; fencingToken: number }
+  | { type: 'ledger'; nodeId: string; fencingToken: number; accepted: boolean }
   | { type: 'fn-end'; nodeId: string; fencingToken: number }
   | { type: 'result'; nodeId: string; result: RunResult<{ by: string; token: number }> }
   | { type: 'error'; nodeId: string; name: string; message: string }
@@ -46,6 +54,8 @@ const registerLua = fileURLToPath(new URL('../../scripts/register-lua.mjs', impo
 /** A child process running worker-main.ts; every event it sends is kept in `events`, in order. */
 export class Worker {
   readonly events: WorkerEvent[] = [];
+  /** When each event arrived here (performance.now() of the test process), by index. */
+  readonly arrivedAt: number[] = [];
   readonly exited: Promise<number | null>;
   private readonly waiters = new Set<() => void>();
 
@@ -55,6 +65,7 @@ export class Worker {
   ) {
     child.on('message', (event: WorkerEvent) => {
       this.events.push(event);
+      this.arrivedAt.push(performance.now());
       for (const wake of [...this.waiters]) wake();
     });
     this.exited = once(child, 'exit').then(([code]) => code as number | null);
@@ -74,6 +85,11 @@ export class Worker {
 
   go(): void {
     this.child.send({ type: 'go' });
+  }
+
+  /** Lets a held fn (config.hold) finish. */
+  release(): void {
+    this.child.send({ type: 'release' });
   }
 
   get pid(): number {
@@ -120,6 +136,15 @@ export class Worker {
   /** Resolves once every caller has answered (a value or an error). */
   async finished(timeoutMs?: number): Promise<void> {
     await this.next((e) => e.type === 'finished', timeoutMs);
+  }
+
+  /** When the last of its callers settled (a result or an error arrived), or undefined if none has. */
+  lastSettledAt(): number | undefined {
+    let at: number | undefined;
+    this.events.forEach((e, i) => {
+      if (e.type === 'result' || e.type === 'error') at = this.arrivedAt[i];
+    });
+    return at;
   }
 
   results(): Array<RunResult<{ by: string; token: number }>> {

@@ -1,0 +1,56 @@
+/**
+ * Every fault the suite injects, with the guarantee its test holds the library to. docs/RELIABILITY.md
+ * is written from this list and from what each test measured (test/helpers/reliability.ts); a fault
+ * whose test has not passed shows as such there.
+ */
+export interface Fault {
+  id: string;
+  /** What is done to the system. */
+  fault: string;
+  /** What must hold, as the test checks it. */
+  guarantee: string;
+  /** The test file that injects it. */
+  test: string;
+}
+
+export const FAULTS: readonly Fault[] = [
+  {
+    id: 'leader-killed-claiming',
+    fault: 'leader SIGKILLed while its claim is on the way (a slow link)',
+    guarantee:
+      'the claim lands after its sender died; another node takes over at the lease deadline and runs fn once',
+    test: 'test/chaos/process-faults.test.ts',
+  },
+  {
+    id: 'leader-killed-running',
+    fault: 'leader SIGKILLed mid-run',
+    guarantee: 'a follower takes over at the lease deadline with a higher token; fn completes once',
+    test: 'test/chaos/process-faults.test.ts',
+  },
+  {
+    id: 'leader-killed-completing',
+    fault: 'leader SIGKILLed after its complete was sent, before the reply arrived',
+    guarantee: 'the value recorded is the one every caller gets; fn never runs again',
+    test: 'test/chaos/process-faults.test.ts',
+  },
+  {
+    id: 'leader-stopped',
+    fault: 'leader SIGSTOPped past its lease, then resumed',
+    guarantee:
+      'its ctx.signal aborts, its result is refused (LeaseLostError), its late write is refused by the fencing token',
+    test: 'test/chaos/process-faults.test.ts',
+  },
+  {
+    id: 'leader-blackholed',
+    fault: "leader's network black-holed past its lease",
+    guarantee:
+      'ctx.signal aborts before the lease can expire; a follower takes over; the stale write is refused',
+    test: 'test/chaos/network-faults.test.ts',
+  },
+  {
+    id: 'follower-blackholed',
+    fault: "follower's network black-holed while it waits",
+    guarantee: 'it settles with RedisUnavailableError within its bound, never with a wrong value',
+    test: 'test/chaos/network-faults.test.ts',
+  },
+];

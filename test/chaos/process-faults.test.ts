@@ -1,0 +1,229 @@
+/**
+ * A leader process that dies or stalls at each phase of its attempt — its claim on the way, mid-run,
+ * its completion sent but unanswered, paused past its lease — against a real redis-server, with every
+ * fn writing to an independent ledger that accepts only the highest fencing token (test/helpers/
+ * ledger.ts). Each test records what it measured for docs/RELIABILITY.md.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createOnce } from '../../src/index.js';
+import { scripts } from '../../src/scripts.js';
+import { waitFor } from '../helpers/gate.js';
+import { type Ledger, startLedger } from '../helpers/ledger.js';
+import { type FaultProxy, startProxy } from '../helpers/proxy.js';
+import { canInjectFaults, type RedisServer, startRedis } from '../helpers/redis-server.js';
+import { recordFault } from '../helpers/reliability.js';
+import { killAllWorkers, Worker, type WorkerConfig } from '../helpers/worker.js';
+
+const LEASE_MS = 1000;
+const KEY = 'migrate';
+
+let redis: RedisServer;
+let ledger: Ledger;
+const proxies: FaultProxy[] = [];
+
+beforeAll(async () => {
+  [redis, ledger] = await Promise.all([startRedis({ name: 'process-faults' }), startLedger()]);
+});
+afterEach(async () => {
+  await killAllWorkers();
+  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
+});
+afterAll(async () => {
+  await Promise.all([redis.stop(), ledger.close()]);
+});
+
+function config(namespace: string, nodeId: string, extra: Partial<WorkerConfig> = {}): WorkerConfig {
+  return {
+    url: redis.url,
+    namespace,
+    key: KEY,
+    nodeId,
+    callers: 3,
+    fnMs: 100,
+    leaseMs: LEASE_MS,
+    ledgerUrl: ledger.url,
+    warmUp: true,
+    ...extra,
+  };
+}
+
+async function proxy(): Promise<FaultProxy> {
+  const started = await startProxy(redis);
+  proxies.push(started);
+  return started;
+}
+
+async function statusOf(namespace: string) {
+  const once = createOnce({ redis: redis.url, namespace });
+  try {
+    return await once.status(KEY);
+  } finally {
+    await once.close();
+  }
+}
+
+/** Callers of `workers` that settled (a value or an error), and when the last did, from `since`. */
+function settled(workers: Worker[]): number {
+  return workers.reduce((n, w) => n + w.results().length + w.errors().length, 0);
+}
+
+describe.skipIf(!canInjectFaults)('a leader process that dies or stalls', () => {
+  it('killed while its claim is on the way: the claim lands after it died, and another node takes over once at the lease deadline', async () => {
+    const namespace = `claiming-${randomUUID()}`;
+    const slow = await proxy();
+    const doomed = await Worker.start(config(namespace, 'doomed', { url: slow.url, fnMs: 30_000 }));
+    const survivor = await Worker.start(config(namespace, 'survivor'));
+    // The claim is held on the link for 300 ms; the leader dies once it has sent it.
+    slow.set({ kind: 'delay', ms: 300 });
+    const before = slow.requests;
+    doomed.go();
+    await waitFor(() => slow.sent(scripts.claim.sha, before), {
+      what: "the doomed leader's claim to be sent",
+    });
+    await doomed.kill();
+    const faultAt = performance.now();
+    // The link still delivers what it holds: the dead leader's claim takes the key.
+    await waitFor(async () => (await statusOf(namespace)).state === 'running', { what: 'the claim to land' });
+    survivor.go();
+    await survivor.finished();
+    const settleMs = survivor.lastSettledAt()! - faultAt;
+
+    // The claim landed after its sender died (the link delivers what it holds), and its lease ran out:
+    // the survivor's is attempt 2, after a crashed one.
+    expect(doomed.fnStarts()).toEqual([]);
+    expect(survivor.fnStarts()).toEqual([
+      expect.objectContaining({
+        attempt: 2,
+        previous: expect.objectContaining({ outcome: 'crashed', owner: 'doomed' }),
+      }),
+    ]);
+    expect(survivor.results().map((r) => r.value.by)).toEqual(['survivor', 'survivor', 'survivor']);
+    expect(settleMs).toBeLessThan(LEASE_MS + 1500);
+    expect(ledger.accepted(`${namespace}:${KEY}`).map((w) => w.by)).toEqual(['survivor']);
+    expect(await statusOf(namespace)).toMatchObject({ state: 'done', owner: 'survivor' });
+    recordFault({
+      id: 'leader-killed-claiming',
+      runs: 1,
+      callers: 6,
+      executions: survivor.fnStarts().length,
+      done: 1,
+      staleRefused: 0,
+      settled: settled([survivor]) + 3, // the doomed process's callers died with it
+      worstSettleMs: settleMs,
+    });
+  });
+
+  it('killed mid-run: a follower takes over at the lease deadline with a higher token; fn completes once', async () => {
+    const namespace = `running-${randomUUID()}`;
+    const doomed = await Worker.start(config(namespace, 'doomed', { fnMs: 30_000 }));
+    const survivor = await Worker.start(config(namespace, 'survivor'));
+    doomed.go();
+    const first = await doomed.next((e) => e.type === 'fn-start');
+    survivor.go();
+    await survivor.next((e) => e.type === 'ready');
+    await doomed.kill();
+    const faultAt = performance.now();
+    await survivor.finished();
+    const settleMs = survivor.lastSettledAt()! - faultAt;
+
+    const takeover = survivor.fnStarts()[0]!;
+    if (first.type !== 'fn-start') throw new Error('unreachable');
+    expect(takeover.fencingToken).toBeGreaterThan(first.fencingToken);
+    expect(takeover.previous).toMatchObject({ outcome: 'crashed', owner: 'doomed' });
+    expect(settleMs).toBeLessThan(LEASE_MS + 1500);
+    expect(ledger.accepted(`${namespace}:${KEY}`)).toEqual([
+      { key: `${namespace}:${KEY}`, token: takeover.fencingToken, by: 'survivor' },
+    ]);
+    recordFault({
+      id: 'leader-killed-running',
+      runs: 1,
+      callers: 6,
+      executions: 1,
+      done: 1,
+      staleRefused: 0,
+      settled: settled([survivor]) + 3,
+      worstSettleMs: settleMs,
+    });
+  });
+
+  it('killed after its complete was sent, before the reply came: every caller gets that value; fn never runs again', async () => {
+    const namespace = `completing-${randomUUID()}`;
+    const link = await proxy();
+    const doomed = await Worker.start(config(namespace, 'doomed', { url: link.url, hold: true }));
+    const follower = await Worker.start(config(namespace, 'follower'));
+    doomed.go();
+    const held = await doomed.next((e) => e.type === 'fn-holding');
+    follower.go();
+    // Redis hears the complete, but its reply never comes back.
+    link.set({ kind: 'mute' });
+    const faultAt = performance.now();
+    doomed.release();
+    await waitFor(async () => (await statusOf(namespace)).state === 'done', { what: 'the complete to land' });
+    await doomed.kill();
+    await follower.finished();
+    const settleMs = follower.lastSettledAt()! - faultAt;
+
+    if (held.type !== 'fn-holding') throw new Error('unreachable');
+    expect(follower.fnStarts()).toEqual([]);
+    expect(follower.results().map((r) => r.value)).toEqual(
+      Array(3).fill({ by: 'doomed', token: held.fencingToken }),
+    );
+    expect(await statusOf(namespace)).toMatchObject({ state: 'done', owner: 'doomed', attempts: 1 });
+    expect(ledger.accepted(`${namespace}:${KEY}`).map((w) => w.by)).toEqual(['doomed']);
+    recordFault({
+      id: 'leader-killed-completing',
+      runs: 1,
+      callers: 6,
+      executions: 1,
+      done: 1,
+      staleRefused: 0,
+      settled: settled([follower]) + 3,
+      worstSettleMs: settleMs,
+    });
+  });
+
+  it('paused past its lease and resumed: its signal aborts, its result is refused, and so is its late write', async () => {
+    const namespace = `stopped-${randomUUID()}`;
+    // fn ignores its signal and writes the ledger after 1.5 s of work: after the pause, stale.
+    const stalled = await Worker.start(config(namespace, 'stalled', { fnMs: 1500 }));
+    const fresh = await Worker.start(config(namespace, 'fresh'));
+    stalled.go();
+    const first = await stalled.next((e) => e.type === 'fn-start');
+    stalled.signal('SIGSTOP');
+    const faultAt = performance.now();
+    fresh.go();
+    await fresh.finished();
+    stalled.signal('SIGCONT');
+    await stalled.finished();
+    const settleMs = Math.max(stalled.lastSettledAt()!, fresh.lastSettledAt()!) - faultAt;
+    // Its fn, which ignores the signal, still ends its work and writes — after the new leader did.
+    await waitFor(() => ledger.refused(`${namespace}:${KEY}`).length > 0, { what: 'the stale write' });
+
+    if (first.type !== 'fn-start') throw new Error('unreachable');
+    expect(stalled.events).toContainEqual({
+      type: 'fn-aborted',
+      nodeId: 'stalled',
+      reason: 'LeaseLostError',
+    });
+    expect(stalled.errors()).toEqual([expect.objectContaining({ name: 'LeaseLostError' })]);
+    const takeover = fresh.fnStarts()[0]!;
+    expect(takeover.fencingToken).toBeGreaterThan(first.fencingToken);
+    // The stale write came after the new leader's, with a lower token: refused.
+    expect(ledger.refused(`${namespace}:${KEY}`)).toEqual([
+      { key: `${namespace}:${KEY}`, token: first.fencingToken, by: 'stalled' },
+    ]);
+    expect(ledger.accepted(`${namespace}:${KEY}`).map((w) => w.by)).toEqual(['fresh']);
+    expect(await statusOf(namespace)).toMatchObject({ state: 'done', owner: 'fresh' });
+    recordFault({
+      id: 'leader-stopped',
+      runs: 1,
+      callers: 6,
+      executions: 2,
+      done: 1,
+      staleRefused: 1,
+      settled: settled([stalled, fresh]),
+      worstSettleMs: settleMs,
+    });
+  });
+});
