@@ -57,7 +57,7 @@ describe('redis-once list', () => {
     const failed = await runCli([...flags, '--state', 'failed']);
     expect(failed.result.code).toBe(0);
     expect(failed.stdout).toMatch(
-      /^KEY +STATE +OWNER +ATTEMPTS +AGE\nwarm:cache +failed +seed-node +1 +\d+ ms\n$/,
+      /^KEY +STATE +OWNER +ATTEMPTS +AGE\nwarm:cache +failed +seed-node +1 +\d+(\.\d+)? m?s\n$/,
     );
   });
 
