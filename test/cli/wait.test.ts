@@ -54,7 +54,7 @@ describe('redis-once wait', () => {
     expect(cli.result.code).toBe(0);
     expect(JSON.parse(cli.stdout)).toMatchObject({ state: 'done', owner: 'job-1', attempts: 1 });
     expect(cli.stderr).toMatch(
-      /^redis-once: "ready" is done by job-1 \(fencing token \d+\); waited \d+ ms\n$/,
+      /^redis-once: "ready" is done by job-1 \(fencing token \d+\); waited \d+(\.\d+)? m?s\n$/,
     );
   });
 
