@@ -30,6 +30,8 @@ interface Channel {
   /** Listens waiting for the next confirmation (or the server's refusal). */
   onConfirmed: Array<{ resolve: () => void; reject: (error: Error) => void }>;
   retries: number;
+  /** Why the last try failed (BUSY, a dropped connection), for the message if no try succeeds in time. */
+  lastError: string | undefined;
 }
 
 interface Conn {
@@ -99,6 +101,7 @@ export class Subscriptions {
         subscribing: false,
         onConfirmed: [],
         retries: 0,
+        lastError: undefined,
       };
       this.channels.set(name, channel);
     }
@@ -118,7 +121,8 @@ export class Subscriptions {
         this.timeoutMs,
         () =>
           new RedisUnavailableError(
-            `Redis at ${this.driver.label} did not confirm subscribing to ${name} within ${this.timeoutMs} ms (redisTimeoutMs).`,
+            `Redis at ${this.driver.label} did not confirm subscribing to ${name} within ${this.timeoutMs} ms (redisTimeoutMs)` +
+              `${current.lastError ? `; last error: ${current.lastError.replace(/\.+$/, '')}` : ''}.`,
           ),
       );
     } catch (error) {
@@ -192,6 +196,7 @@ export class Subscriptions {
         if (channel.conn !== conn) return this.subscribe(channel, false); // moved meanwhile
         channel.confirmed = true;
         channel.retries = 0;
+        channel.lastError = undefined;
         for (const waiter of channel.onConfirmed.splice(0)) waiter.resolve();
         if (channel.interrupted) {
           channel.interrupted = false;
@@ -212,6 +217,7 @@ export class Subscriptions {
           return;
         }
         const delay = Math.min(50 * 2 ** channel.retries++, 2000);
+        channel.lastError = errorText(error);
         debug('subscribing to %s failed (%s); again in %d ms', channel.name, errorText(error), delay);
         setTimeout(() => this.subscribe(channel, this.driver.isCluster), delay).unref();
       },

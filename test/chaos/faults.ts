@@ -53,4 +53,41 @@ export const FAULTS: readonly Fault[] = [
     guarantee: 'it settles with RedisUnavailableError within its bound, never with a wrong value',
     test: 'test/chaos/network-faults.test.ts',
   },
+  {
+    id: 'redis-oom',
+    fault: 'Redis memory full, maxmemory-policy noeviction (OOM)',
+    guarantee: 'a typed error naming OOM, within redisTimeoutMs; fn never starts; nothing written',
+    test: 'test/chaos/redis-refusals.test.ts',
+  },
+  {
+    id: 'redis-acl',
+    fault: 'an ACL user without EVALSHA',
+    guarantee: 'a typed error naming the command (NOPERM), within redisTimeoutMs; nothing written',
+    test: 'test/chaos/redis-refusals.test.ts',
+  },
+  {
+    id: 'redis-busy',
+    fault: 'a script hogging the server (BUSY)',
+    guarantee: 'a typed error naming BUSY, within redisTimeoutMs; nothing written',
+    test: 'test/chaos/redis-refusals.test.ts',
+  },
+  {
+    id: 'redis-readonly',
+    fault: 'pointed at a replica (READONLY, as after a failover)',
+    guarantee: 'a typed error naming READONLY, within redisTimeoutMs; nothing written',
+    test: 'test/chaos/redis-refusals.test.ts',
+  },
+  {
+    id: 'big-value',
+    fault: 'a 3 MB value with client-output-buffer-limit pubsub 1mb 512kb 1',
+    guarantee: 'every follower gets the whole value (the message leaves it out; they read it)',
+    test: 'test/chaos/redis-refusals.test.ts',
+  },
+  {
+    id: 'redis-restarted-empty',
+    fault: 'redis-server restarted without persistence while a leader runs and followers wait',
+    guarantee:
+      'Redis forgot the key, so it runs a second time (attempt 1), with a higher token; the first run hears its lease is gone, and its late write is refused',
+    test: 'test/chaos/process-faults.test.ts',
+  },
 ];

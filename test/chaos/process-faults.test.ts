@@ -227,3 +227,54 @@ describe.skipIf(!canInjectFaults)('a leader process that dies or stalls', () => 
     });
   });
 });
+
+describe.skipIf(!canInjectFaults)('redis-server restarted without persistence', () => {
+  it('while a leader runs and followers wait: the key runs a second time, with a higher token that fences the first', async () => {
+    const namespace = `restart-${randomUUID()}`;
+    const key = `${namespace}:${KEY}`;
+    // The first leader's fn ignores its signal and writes the ledger after 2.5 s.
+    const first = await Worker.start(config(namespace, 'first', { fnMs: 2500, redisTimeoutMs: 1000 }));
+    const waiters = await Promise.all(
+      ['waiter-a', 'waiter-b'].map((id) => Worker.start(config(namespace, id, { redisTimeoutMs: 2000 }))),
+    );
+    first.go();
+    const before = await first.next((e) => e.type === 'fn-start');
+    for (const waiter of waiters) waiter.go();
+    // Redis dies and comes back empty: the done state, the lease and the counter are gone.
+    await redis.kill();
+    const faultAt = performance.now();
+    await redis.restart();
+    await Promise.all(waiters.map((w) => w.finished(15_000)));
+    await first.finished(15_000);
+    await waitFor(() => ledger.refused(key).length + ledger.accepted(key).length === 2, {
+      what: 'both runs to write the ledger',
+    });
+    const settleMs = Math.max(...[first, ...waiters].map((w) => w.lastSettledAt()!)) - faultAt;
+
+    if (before.type !== 'fn-start') throw new Error('unreachable');
+    const second = waiters.flatMap((w) => w.fnStarts());
+    // One waiter ran it again, from attempt 1 (Redis forgot the first), with a higher token (floored
+    // at the server's clock, which kept going).
+    expect(second).toHaveLength(1);
+    expect(second[0]).toMatchObject({ attempt: 1, previous: null });
+    expect(second[0]!.fencingToken).toBeGreaterThan(before.fencingToken);
+    // The first run's lease was gone: its fn heard, and its late write lost to the second's token.
+    expect(first.events).toContainEqual({ type: 'fn-aborted', nodeId: 'first', reason: 'LeaseLostError' });
+    expect(ledger.accepted(key).map((w) => w.token)).toEqual([second[0]!.fencingToken]);
+    expect(ledger.refused(key).map((w) => w.token)).toEqual([before.fencingToken]);
+    // Every caller settled with the second run's value, or (the first run's own caller) a typed error.
+    const values = [first, ...waiters].flatMap((w) => w.results().map((r) => r.value.token));
+    expect(new Set(values)).toEqual(new Set([second[0]!.fencingToken]));
+    expect(first.errors().map((e) => e.name)).toEqual(['LeaseLostError']);
+    recordFault({
+      id: 'redis-restarted-empty',
+      runs: 1,
+      callers: 9,
+      executions: 2,
+      done: 1,
+      staleRefused: 1,
+      settled: settled([first, ...waiters]),
+      worstSettleMs: settleMs,
+    });
+  });
+});
