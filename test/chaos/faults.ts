@@ -90,4 +90,12 @@ export const FAULTS: readonly Fault[] = [
       'Redis forgot the key, so it runs a second time (attempt 1), with a higher token; the first run hears its lease is gone, and its late write is refused',
     test: 'test/chaos/process-faults.test.ts',
   },
+  {
+    id: 'random-soak',
+    fault:
+      'randomized soak: 4 processes × 3 callers over many keys, with a fault every 220 ms on average (SIGKILL and replace, SIGSTOP past the lease, black-hole, slow link, cut); Runs counts keys',
+    guarantee:
+      'every caller that got a value got the one its key is done with; the last accepted ledger write is the completing attempt; only typed errors; no unhandled rejection; every process exits by itself',
+    test: 'test/chaos/random-soak.test.ts',
+  },
 ];

@@ -4,12 +4,16 @@
  *
  *   pass        forward bytes as they come
  *   delay(ms)   hold every chunk, both ways, for `ms` before forwarding it (a slow link)
- *   blackhole   accept and read, never forward or answer (a partition that drops packets)
- *   mute        forward requests to Redis, drop its replies (a reply lost on the way back)
+ *   blackhole   accept and read, forward nothing until the mode changes (a partition: what was sent
+ *               meanwhile arrives when it heals, as TCP resends it — unless the connection is cut)
+ *   mute        forward requests to Redis, drop its replies (a reply lost on the way back; the
+ *               stream is broken from then on: follow it with a cut or a kill)
  *   refuse      close new connections at once (existing ones keep their mode)
  *   cut()       close every open connection now (a connection reset)
  *
- * `url` is a redis:// URL of the proxy. Every socket and timer is closed by `close()`.
+ * Each direction of a connection is one ordered stream, as on a real network: a chunk never overtakes
+ * one sent before it, whatever the mode did meanwhile. `url` is a redis:// URL of the proxy. Every
+ * socket and timer is closed by `close()`.
  */
 import net from 'node:net';
 
@@ -42,11 +46,16 @@ export interface FaultProxy {
 export async function startProxy(target: { host: string; port: number }, db?: number): Promise<FaultProxy> {
   let mode: ProxyMode = { kind: 'pass' };
   let accepted = 0;
+  interface Lane {
+    /** Chunks not yet forwarded, in order, each with when it may go. */
+    queue: Array<{ chunk: Buffer; at: number }>;
+    timer: NodeJS.Timeout | undefined;
+  }
   interface Pair {
     client: net.Socket;
     server: net.Socket;
-    /** Delayed chunks not yet forwarded. */
-    inFlight: number;
+    request: Lane;
+    reply: Lane;
     closing: boolean;
     finish(): void;
   }
@@ -55,27 +64,41 @@ export async function startProxy(target: { host: string; port: number }, db?: nu
   const requestLog: Array<{ n: number; text: string }> = [];
   const timers = new Set<NodeJS.Timeout>();
 
+  /** Forwards `lane`'s chunks in order, each once its time has come, while the link is not cut off. */
+  const pump = (lane: Lane, to: net.Socket, pair: Pair) => {
+    clearTimeout(lane.timer);
+    lane.timer = undefined;
+    while (lane.queue.length > 0) {
+      if (mode.kind === 'blackhole') return; // held: set() pumps again when the partition heals
+      const head = lane.queue[0]!;
+      const wait = head.at - performance.now();
+      if (wait > 0) {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          pump(lane, to, pair);
+        }, Math.ceil(wait));
+        timers.add(timer);
+        lane.timer = timer;
+        return;
+      }
+      lane.queue.shift();
+      if (!to.destroyed) to.write(head.chunk);
+    }
+    if (pair.closing && pair.request.queue.length === 0 && pair.reply.queue.length === 0) pair.finish();
+  };
+
   const forward = (from: net.Socket, to: net.Socket, direction: 'request' | 'reply', pair: Pair) => {
+    const lane = pair[direction];
     from.on('data', (chunk: Buffer) => {
-      const now = mode;
       if (direction === 'request') {
         requests++;
         requestLog.push({ n: requests, text: chunk.toString('latin1') });
         if (requestLog.length > 100) requestLog.shift();
       }
-      if (now.kind === 'blackhole' || (now.kind === 'mute' && direction === 'reply')) return;
-      if (now.kind === 'delay') {
-        pair.inFlight++;
-        const timer = setTimeout(() => {
-          timers.delete(timer);
-          pair.inFlight--;
-          if (!to.destroyed) to.write(chunk);
-          if (pair.closing && pair.inFlight === 0) pair.finish();
-        }, now.ms);
-        timers.add(timer);
-        return;
-      }
-      if (!to.destroyed) to.write(chunk);
+      if (mode.kind === 'mute' && direction === 'reply') return;
+      const at = performance.now() + (mode.kind === 'delay' ? mode.ms : 0);
+      lane.queue.push({ chunk, at: Math.max(at, lane.queue.at(-1)?.at ?? 0) });
+      if (!lane.timer) pump(lane, to, pair);
     });
   };
 
@@ -89,7 +112,8 @@ export async function startProxy(target: { host: string; port: number }, db?: nu
     const pair: Pair = {
       client,
       server: upstream,
-      inFlight: 0,
+      request: { queue: [], timer: undefined },
+      reply: { queue: [], timer: undefined },
       closing: false,
       finish: () => {
         pairs.delete(pair);
@@ -100,10 +124,14 @@ export async function startProxy(target: { host: string; port: number }, db?: nu
     };
     pairs.add(pair);
     // As on a real network, what is already on its way (a delayed chunk) still arrives after the
-    // sender is gone; then the other side is closed too.
+    // sender is gone; then the other side is closed too. Behind a partition, it is lost with it.
     const end = () => {
       pair.closing = true;
-      if (pair.inFlight === 0) pair.finish();
+      if (mode.kind === 'blackhole') {
+        pair.request.queue.length = 0;
+        pair.reply.queue.length = 0;
+      }
+      if (pair.request.queue.length === 0 && pair.reply.queue.length === 0) pair.finish();
     };
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
@@ -115,6 +143,10 @@ export async function startProxy(target: { host: string; port: number }, db?: nu
 
   const cut = () => {
     for (const pair of [...pairs]) {
+      for (const lane of [pair.request, pair.reply]) {
+        clearTimeout(lane.timer);
+        lane.queue.length = 0;
+      }
       pair.client.destroy();
       pair.server.destroy();
     }
@@ -135,6 +167,10 @@ export async function startProxy(target: { host: string; port: number }, db?: nu
     sent: (text, after = 0) => requestLog.some((chunk) => chunk.n > after && chunk.text.includes(text)),
     set(next) {
       mode = next;
+      for (const pair of pairs) {
+        pump(pair.request, pair.server, pair);
+        pump(pair.reply, pair.client, pair);
+      }
     },
     cut,
     async close() {

@@ -1,0 +1,115 @@
+/**
+ * One process of the randomized soak (test/chaos/random-soak.test.ts): it walks a list of keys in its
+ * own order, `callers` concurrent callers per key, until told to stop; fn sleeps a little, writes the
+ * fencing ledger and returns its token. It reports, per key, what each caller got, and any unhandled
+ * rejection; told to exit, it closes and must end by itself (nothing left open).
+ */
+import { createOnce, type OnceContext } from '../../src/index.js';
+import { writeLedger } from './ledger.js';
+
+export interface SoakWorkerConfig {
+  url: string;
+  namespace: string;
+  nodeId: string;
+  keys: string[];
+  /** This process's walk through the keys, and fn's durations, come from it. */
+  seed: number;
+  callers: number;
+  leaseMs: number;
+  redisTimeoutMs: number;
+  waitTimeoutMs: number;
+  ledgerUrl: string;
+}
+
+export type SoakEvent =
+  | { type: 'ready' }
+  | { type: 'key'; key: string; values: number[]; errors: string[]; fnEnds: number; ms: number }
+  | { type: 'unhandled'; message: string }
+  | { type: 'stopped' };
+
+const config = JSON.parse(process.argv[2] ?? '{}') as SoakWorkerConfig;
+const send = (event: SoakEvent) => {
+  if (process.connected) process.send?.(event);
+};
+process.on('unhandledRejection', (reason) => send({ type: 'unhandled', message: String(reason) }));
+
+/** mulberry32: small, seedable, good enough to shuffle and to pick durations. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const next = random(config.seed);
+const order = [...config.keys];
+for (let i = order.length - 1; i > 0; i--) {
+  const j = Math.floor(next() * (i + 1));
+  [order[i], order[j]] = [order[j]!, order[i]!];
+}
+
+const once = createOnce({
+  redis: config.url,
+  namespace: config.namespace,
+  nodeId: config.nodeId,
+  leaseMs: config.leaseMs,
+  redisTimeoutMs: config.redisTimeoutMs,
+  waitTimeoutMs: config.waitTimeoutMs,
+  maxAttempts: 1_000,
+});
+
+let stopping = false;
+let fnEnds = 0;
+
+async function fn(ctx: OnceContext): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, 20 + Math.floor(next() * 130)));
+  await writeLedger(config.ledgerUrl, {
+    key: `${config.namespace}:${ctx.key}`,
+    token: ctx.fencingToken,
+    by: config.nodeId,
+  }).catch(() => false);
+  fnEnds++;
+  return ctx.fencingToken;
+}
+
+async function walk(): Promise<void> {
+  for (const key of order) {
+    if (stopping) break;
+    const started = performance.now();
+    fnEnds = 0;
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: config.callers }, () => once.run(key, fn)),
+    );
+    send({
+      type: 'key',
+      key,
+      values: outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : [])),
+      errors: outcomes.flatMap((o) =>
+        o.status === 'rejected'
+          ? [`${(o.reason as Error).name}: ${(o.reason as Error).message}`.slice(0, 300)]
+          : [],
+      ),
+      fnEnds,
+      ms: performance.now() - started,
+    });
+  }
+}
+
+process.on('message', async (message: { type: string }) => {
+  if (message.type === 'go') {
+    await walk();
+    send({ type: 'stopped' });
+  }
+  if (message.type === 'stop') stopping = true;
+  if (message.type === 'exit') {
+    await once.close();
+    process.disconnect?.();
+    // Nothing else: the process must end by itself, with no timer, socket or subscription left.
+  }
+});
+
+send({ type: 'ready' });
