@@ -98,4 +98,19 @@ export const FAULTS: readonly Fault[] = [
       'every caller that got a value got the one its key is done with; the last accepted ledger write is the completing attempt; only typed errors; no unhandled rejection; every process exits by itself',
     test: 'test/chaos/random-soak.test.ts',
   },
+  {
+    id: 'cluster-slot-migration',
+    fault:
+      "Redis Cluster: the key's slot migrated to another master while a follower waits (once per client)",
+    guarantee:
+      'the follower resubscribes on the new master and gets the value within moments; the leader completes there',
+    test: 'test/integration/cluster.test.ts',
+  },
+  {
+    id: 'leader-event-loop-blocked',
+    fault: "leader's event loop blocked by CPU-bound work for twice its lease",
+    guarantee:
+      "no renewal or abort can run meanwhile: a follower takes over at the lease deadline; the blocked fn's caller gets LeaseLostError when fn returns, its write is refused (issue 11's off-thread renewal is the cure)",
+    test: 'test/chaos/process-faults.test.ts',
+  },
 ];

@@ -278,3 +278,43 @@ describe.skipIf(!canInjectFaults)('redis-server restarted without persistence', 
     });
   });
 });
+
+describe.skipIf(!canInjectFaults)('a leader whose event loop is blocked', () => {
+  it('past its lease by CPU-bound work: a follower takes over; the blocked caller gets LeaseLostError, its write is refused', async () => {
+    const namespace = `blocked-${randomUUID()}`;
+    const key = `${namespace}:${KEY}`;
+    // fn blocks its event loop for 2 s of a 1 s lease: no renewal can run, nor the abort timer.
+    const blocked = await Worker.start(config(namespace, 'blocked', { blockMs: 2000, fnMs: 0 }));
+    const follower = await Worker.start(config(namespace, 'follower'));
+    blocked.go();
+    const first = await blocked.next((e) => e.type === 'fn-start');
+    const faultAt = performance.now();
+    follower.go();
+    await follower.finished();
+    await blocked.finished();
+    await waitFor(() => ledger.refused(key).length + ledger.accepted(key).length === 2, {
+      what: 'both to write the ledger',
+    });
+    const settleMs = Math.max(blocked.lastSettledAt()!, follower.lastSettledAt()!) - faultAt;
+
+    if (first.type !== 'fn-start') throw new Error('unreachable');
+    const takeover = follower.fnStarts()[0]!;
+    expect(takeover).toMatchObject({ attempt: 2, previous: { outcome: 'crashed', owner: 'blocked' } });
+    // What its callers see: fn's own caller, LeaseLostError once fn returns (the lease expired while
+    // the loop was blocked); the others, the follower's value.
+    expect(blocked.errors().map((e) => e.name)).toEqual(['LeaseLostError']);
+    expect(blocked.results().map((r) => r.value.by)).toEqual(['follower', 'follower']);
+    expect(ledger.accepted(key).map((w) => w.by)).toEqual(['follower']);
+    expect(ledger.refused(key)).toEqual([{ key, token: first.fencingToken, by: 'blocked' }]);
+    recordFault({
+      id: 'leader-event-loop-blocked',
+      runs: 1,
+      callers: 6,
+      executions: 2,
+      done: 1,
+      staleRefused: 1,
+      settled: settled([blocked, follower]),
+      worstSettleMs: settleMs,
+    });
+  });
+});

@@ -6,6 +6,8 @@
 import { announceRedisSource } from './redis-server.js';
 
 export default async function setup(): Promise<() => Promise<void>> {
+  // One id per test run, inherited by the workers: fault results of one run add up (reliability.ts).
+  process.env.REDIS_ONCE_TEST_SESSION ??= String(Date.now());
   await announceRedisSource();
   return teardown;
 }

@@ -41,6 +41,12 @@ async function fn(ctx: OnceContext): Promise<{ by: string; token: number }> {
       reason: (ctx.signal.reason as Error)?.name ?? 'unknown',
     });
   });
+  if (config.blockMs) {
+    const until = performance.now() + config.blockMs;
+    while (performance.now() < until) {
+      // CPU-bound work: no timer, no I/O, no renewal runs meanwhile.
+    }
+  }
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, config.fnMs);
     if (config.untilAborted) {

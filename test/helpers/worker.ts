@@ -29,6 +29,8 @@ export interface WorkerConfig {
   hold?: boolean;
   /** Lead a key of its own before `ready`: connections made and scripts loaded, as a deployed process. */
   warmUp?: boolean;
+  /** fn first blocks the event loop (a synchronous, CPU-bound step) for this long. */
+  blockMs?: number;
 }
 
 export type WorkerEvent =

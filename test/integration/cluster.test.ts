@@ -10,6 +10,7 @@ import { createOnce, type Once, OnceBusyError, OnceFailedError, type OnceOptions
 import { CLIENT_KINDS, type Connected, connectCluster } from '../helpers/clients.js';
 import { gate, waitFor } from '../helpers/gate.js';
 import { canInjectFaults, type RedisServer } from '../helpers/redis-server.js';
+import { recordFault } from '../helpers/reliability.js';
 import { startCluster } from '../helpers/topologies.js';
 
 /** How soon a follower must hear of a completion it could not be sent (its subscription was cut). */
@@ -192,6 +193,8 @@ describe.skipIf(!canInjectFaults)('Redis Cluster', () => {
     it('follows a slot migration while a follower waits: it resubscribes on the new master and gets the value', async () => {
       const leader = await openOnce({ leaseMs: 8_000 });
       const follower = await openOnce({ leaseMs: 8_000 });
+      /** From the leader's release to the follower's value, for docs/RELIABILITY.md. */
+      const settleMs: number[] = [];
 
       // Released at once after the migration: the follower may still be resubscribing.
       {
@@ -212,6 +215,7 @@ describe.skipIf(!canInjectFaults)('Redis Cluster', () => {
         const releasedAt = performance.now();
         release.open(`value of ${key}`);
         const result = await following;
+        settleMs.push(performance.now() - releasedAt);
         expect(performance.now() - releasedAt).toBeLessThan(WAKE_BOUND_MS);
         expect(result).toMatchObject({ role: 'follower', value: `value of ${key}` });
         // The leader's complete ran on the new owner (its client followed MOVED).
@@ -242,9 +246,20 @@ describe.skipIf(!canInjectFaults)('Redis Cluster', () => {
         const releasedAt = performance.now();
         release.open(`value of ${key}`);
         expect(await following).toMatchObject({ role: 'follower', value: `value of ${key}` });
+        settleMs.push(performance.now() - releasedAt);
         expect(performance.now() - releasedAt).toBeLessThan(WAKE_BOUND_MS);
         expect(await leading).toMatchObject({ role: 'leader', value: `value of ${key}` });
       }
+      recordFault({
+        id: 'cluster-slot-migration',
+        runs: 2,
+        callers: 4,
+        executions: 2,
+        done: 2,
+        staleRefused: 0,
+        settled: 4,
+        worstSettleMs: Math.max(...settleMs),
+      });
     });
 
     it('answers status, reset and wait through the cluster client', async () => {
