@@ -113,4 +113,28 @@ export const FAULTS: readonly Fault[] = [
       "no renewal or abort can run meanwhile: a follower takes over at the lease deadline; the blocked fn's caller gets LeaseLostError when fn returns, its write is refused (issue 11's off-thread renewal is the cure)",
     test: 'test/chaos/process-faults.test.ts',
   },
+  {
+    id: 'cluster-failover-replica-ack',
+    fault:
+      "Redis Cluster: the master of the key's slot SIGKILLed mid-run, its replica promoted, with replicaAck",
+    guarantee:
+      'the replica acknowledged the claim: the leader completes on it, every follower gets the value, fn runs once',
+    test: 'test/chaos/failover.test.ts',
+  },
+  {
+    id: 'cluster-failover',
+    fault:
+      "Redis Cluster: the master of the key's slot SIGKILLed mid-run, its replica promoted, without replicaAck",
+    guarantee:
+      'replication is asynchronous, so the key may run again (a higher token); either way every value handed out is the one the key is done with, and a first leader whose claim was lost gets LeaseLostError',
+    test: 'test/chaos/failover.test.ts',
+  },
+  {
+    id: 'sentinel-failover',
+    fault:
+      'Sentinel: a failover (SENTINEL FAILOVER) while the leader runs and followers wait, with replicaAck',
+    guarantee:
+      'the clients follow the new master; the leader completes there; every follower gets the value; fn runs once',
+    test: 'test/integration/sentinel.test.ts',
+  },
 ];

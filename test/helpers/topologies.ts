@@ -5,13 +5,24 @@ import { freePort } from '../../scripts/free-port.js';
 import { waitFor } from './gate.js';
 import { type RedisServer, startRedis } from './redis-server.js';
 
-/** Three masters, no replicas, all 16,384 slots assigned: the smallest real Redis Cluster. */
-export async function startCluster(name: string): Promise<RedisServer[]> {
+/**
+ * Three masters, all 16,384 slots assigned: the smallest real Redis Cluster; with `replicas: 1`, one
+ * replica each (six nodes, the masters first), so a killed master's replica is promoted.
+ */
+export async function startCluster(name: string, { replicas = 0 } = {}): Promise<RedisServer[]> {
   const nodes = await Promise.all(
-    [1, 2, 3].map((i) =>
+    Array.from({ length: 3 * (1 + replicas) }, (_, i) =>
       startRedis({
-        name: `${name}-${i}`,
-        args: ['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000'],
+        name: `${name}-${i + 1}`,
+        // Replicas sync at once (no 5 s diskless delay), so a master may die right after the start.
+        args: [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-node-timeout',
+          '2000',
+          '--repl-diskless-sync-delay',
+          '0',
+        ],
       }),
     ),
   );
@@ -19,6 +30,8 @@ export async function startCluster(name: string): Promise<RedisServer[]> {
     '--cluster',
     'create',
     ...nodes.map((n) => `${n.host}:${n.port}`),
+    '--cluster-replicas',
+    String(replicas),
     '--cluster-yes',
   ]);
   const admin = nodes[0]!.client();
@@ -27,6 +40,17 @@ export async function startCluster(name: string): Promise<RedisServer[]> {
       timeoutMs: 15_000,
       what: 'the cluster to be ok',
     });
+    // A replica that has not synced would not be promoted: wait until every one is linked.
+    for (const node of nodes) {
+      const client = node.client();
+      await waitFor(
+        async () => {
+          const info = await client.info('replication');
+          return info.includes('role:master') || info.includes('master_link_status:up');
+        },
+        { timeoutMs: 15_000, what: `${node.name} to sync with its master` },
+      );
+    }
   } finally {
     admin.disconnect();
   }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOnce } from '../../src/index.js';
 import { waitFor } from '../helpers/gate.js';
 import { canInjectFaults, type RedisServer, startRedis } from '../helpers/redis-server.js';
+import { recordFault } from '../helpers/reliability.js';
 import { closedPort } from '../helpers/topologies.js';
 
 /**
@@ -132,4 +133,84 @@ describe.skipIf(!canInjectFaults)('Sentinel', () => {
       for (const redis of clients) redis.disconnect();
     }
   }, 45_000);
+
+  it('keeps every value the one the key is done with through a failover while followers wait', async () => {
+    const namespace = `sw-${randomUUID()}`;
+    const clients = [client(), client(), client()];
+    const [leader, ...followers] = clients.map((redis) =>
+      createOnce({
+        redis,
+        namespace,
+        leaseMs: 8000,
+        redisTimeoutMs: 6000,
+        replicaAck: { replicas: 1, timeoutMs: 1000 },
+      }),
+    );
+    const admin = new Redis({ port: sentinelPort });
+    try {
+      const runs: number[] = [];
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const fn = async (ctx: { fencingToken: number }) => {
+        runs.push(ctx.fencingToken);
+        if (runs.length === 1) await held;
+        return ctx.fencingToken;
+      };
+      const leading = leader!.runDetailed('k', fn).catch((e: unknown) => e);
+      await waitFor(() => runs.length === 1, { what: 'the leader to start' });
+      const waiting = followers.map((f) => f!.runDetailed('k', fn).catch((e: unknown) => e));
+      const masterPort = async () =>
+        Number(((await admin.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster')) as string[])[1]);
+      const before = await masterPort();
+      // The followers wait on the old master before it steps down.
+      const old = new Redis({ port: before });
+      await waitFor(
+        async () =>
+          Number(((await old.pubsub('NUMSUB', `${namespace}:{k}:done`)) as [string, number])[1]) === 2,
+        {
+          what: 'the followers to subscribe',
+        },
+      );
+      old.disconnect();
+      const faultAt = performance.now();
+      await waitFor(
+        () =>
+          admin.call('SENTINEL', 'FAILOVER', 'mymaster').then(
+            () => true,
+            () => false,
+          ),
+        { timeoutMs: 15_000, intervalMs: 200, what: 'the sentinel to accept the failover' },
+      );
+      await waitFor(async () => (await masterPort()) !== before, {
+        timeoutMs: 15_000,
+        what: 'the promotion',
+      });
+      release();
+      const results = await Promise.all([leading, ...waiting]);
+      const settleMs = performance.now() - faultAt;
+      const errors = results.filter((r): r is Error => r instanceof Error);
+      const values = results.flatMap((r) => (r instanceof Error ? [] : [(r as { value: number }).value]));
+      // The claim was acknowledged by the replica (replicaAck): the run goes on on the new master.
+      expect(errors.map((e) => `${e.name}: ${e.message}`)).toEqual([]);
+      expect(runs).toHaveLength(1);
+      expect(values).toEqual([runs[0], runs[0], runs[0]]);
+      await expect
+        .poll(() => followers[0]!.status('k').catch(() => undefined), { timeout: 15_000 })
+        .toMatchObject({ state: 'done', value: runs[0] });
+      recordFault({
+        id: 'sentinel-failover',
+        runs: 1,
+        callers: 3,
+        executions: runs.length,
+        done: 1,
+        staleRefused: 0,
+        settled: results.length,
+        worstSettleMs: settleMs,
+      });
+    } finally {
+      admin.disconnect();
+      await Promise.all([leader!.close(), ...followers.map((f) => f!.close())]);
+      for (const redis of clients) redis.disconnect();
+    }
+  }, 60_000);
 });
