@@ -48,9 +48,10 @@ const rows = FAULTS.map((fault) => {
 const passed = FAULTS.filter((f) => existsSync(`${RESULTS_DIR}${f.id}.json`)).length;
 const report = `# Reliability
 
-What the fault suite did to redis-once, and what held. Every figure below was measured by the tests
-themselves, against real redis-server processes and real processes, on loopback: the table is written
-by \`npm run reliability\` (scripts/reliability-report.ts) from their results, never by hand. Each fn
+What the fault suite did to redis-once, and what held. Every figure below was counted by the tests
+themselves — from the ledger and what each process reported, or asserted case by case — against real
+redis-server processes and real processes, on loopback: the table is written by
+\`npm run reliability\` (scripts/reliability-report.ts) from their results, never by hand. Each fn
 writes to an independent ledger that accepts a write only with the highest fencing token it has seen
 for the key, as a database guarded by the token would.
 

@@ -122,9 +122,11 @@ describe('Redis refusing', () => {
     await waitFor(async () => (await probe.ping().catch((e: Error) => e.message)).startsWith('BUSY'), {
       what: 'the server to answer BUSY',
     });
-    await refusedRun('redis-busy', busy.url, busy, /BUSY Redis is busy running a script/, () =>
-      probe.call('SCRIPT', 'KILL'),
-    );
+    // Killed, the script still has to stop: its own call ends once it has.
+    await refusedRun('redis-busy', busy.url, busy, /BUSY Redis is busy running a script/, async () => {
+      await probe.call('SCRIPT', 'KILL');
+      await hogging;
+    });
   });
 
   it('a replica answering READONLY (pointed at it after a failover): a typed error naming it', async () => {
@@ -156,7 +158,14 @@ describe('a value larger than the pub/sub output buffer limit', () => {
     const waiting = followers.map((f) => f.wait<typeof value>('big', { waitTimeoutMs: 10_000 }));
     const admin = limited.client();
     const channel = keyNames(namespace, 'big').done;
-    await waitFor(async () => Number((await admin.pubsub('NUMSUB', channel))[1]) === 3, {
+    // A subscriber of our own: had the 3 MB been published, Redis would have disconnected it.
+    const spy = limited.client();
+    let spyDisconnected = 0;
+    const spyMessages: string[] = [];
+    spy.on('close', () => spyDisconnected++);
+    spy.on('message', (_, message: string) => spyMessages.push(message));
+    await spy.subscribe(channel);
+    await waitFor(async () => Number((await admin.pubsub('NUMSUB', channel))[1]) === 4, {
       what: 'the followers to subscribe',
     });
     const completedAt = performance.now();
@@ -164,6 +173,11 @@ describe('a value larger than the pub/sub output buffer limit', () => {
     const results = await Promise.all([leading, ...waiting]);
     const settleMs = performance.now() - completedAt;
     for (const result of results) expect(result.blob.length).toBe(value.blob.length);
+    // The completion message left the value out; nobody was disconnected for it.
+    await waitFor(() => spyMessages.length > 0, { what: 'the completion message' });
+    expect(spyMessages.some((m) => m.includes('valueOmitted') && m.length < 64 * 1024)).toBe(true);
+    expect(spyDisconnected).toBe(0);
+    spy.disconnect();
     recordFault({
       id: 'big-value',
       runs: 1,

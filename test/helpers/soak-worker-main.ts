@@ -32,6 +32,10 @@ const send = (event: SoakEvent) => {
   if (process.connected) process.send?.(event);
 };
 process.on('unhandledRejection', (reason) => send({ type: 'unhandled', message: String(reason) }));
+process.on('uncaughtException', (error) => {
+  send({ type: 'unhandled', message: `uncaught: ${error.stack ?? error}` });
+  process.exitCode = 70;
+});
 
 /** mulberry32: small, seedable, good enough to shuffle and to pick durations. */
 function random(seed: number): () => number {
@@ -46,10 +50,14 @@ function random(seed: number): () => number {
 }
 
 const next = random(config.seed);
+// Every process walks the keys in nearly the same order (swaps within windows of 4), so they contend
+// for the same keys at the same time: leaders, followers and takeovers, where the faults land.
 const order = [...config.keys];
-for (let i = order.length - 1; i > 0; i--) {
-  const j = Math.floor(next() * (i + 1));
-  [order[i], order[j]] = [order[j]!, order[i]!];
+for (let start = 0; start < order.length; start += 4) {
+  for (let i = Math.min(start + 3, order.length - 1); i > start; i--) {
+    const j = start + Math.floor(next() * (i - start + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
 }
 
 const once = createOnce({
