@@ -38,7 +38,7 @@ const rows = FAULTS.map((fault) => {
         String(run.executions),
         `${run.done} of ${run.runs}`,
         String(run.staleRefused),
-        `${run.settled} of ${run.callers}`,
+        `${run.settled} of ${run.callers}${run.diedWithProcess ? ` (${run.diedWithProcess} died with their process)` : ''}`,
         ms(run.worstSettleMs),
       ]
     : ['—', '—', '—', '—', '—', '—', existsSync(`${ROOT}${fault.test}`) ? 'not passed' : 'no test yet'];
@@ -61,8 +61,8 @@ Written ${new Date().toISOString().slice(0, 10)} on Node.js ${process.version}; 
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 
-*Callers settled*: callers that got the value or a typed error (the callers of a process that was
-killed die with it, and are counted as settled by their process's end). *Worst settle time*: from the
+*Callers settled*: callers that got the value or a typed error; the callers of a process the fault
+killed die with it, and are counted apart. *Worst settle time*: from the
 fault to the last caller settling. *fn executions*: fn bodies that ran to their end, stale ones
 included — which is why the fencing token matters.
 

@@ -24,6 +24,8 @@ export interface FaultRun {
   staleRefused: number;
   /** Callers that settled with the value or a typed error. */
   settled: number;
+  /** Callers of a process the fault killed: they died with it (callers = settled + these). */
+  diedWithProcess?: number;
   /** The slowest caller to settle, from the fault, in ms. */
   worstSettleMs: number;
 }
@@ -48,6 +50,7 @@ export function recordFault(run: FaultRun): void {
         done: before.done + run.done,
         staleRefused: before.staleRefused + run.staleRefused,
         settled: before.settled + run.settled,
+        diedWithProcess: (before.diedWithProcess ?? 0) + (run.diedWithProcess ?? 0),
         worstSettleMs: Math.max(before.worstSettleMs, run.worstSettleMs),
       };
     }

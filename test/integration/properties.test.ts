@@ -111,6 +111,21 @@ const optionValue = fc.oneof(
   fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, -0, 2 ** 53, 2 ** 31, '1000', null, true, {}),
 );
 
+/** The rule README states for each per-call option: whole milliseconds or counts, in range. */
+function validRunOption(name: string, value: unknown): boolean {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || Object.is(value, -0)) return false;
+  switch (name) {
+    case 'leaseMs':
+      return value >= 100 && value <= 2 ** 31 - 1;
+    case 'waitTimeoutMs':
+      return value >= 1 && value <= 2 ** 31 - 1;
+    case 'doneTtlMs':
+      return value >= 1;
+    default: // maxAttempts
+      return value >= 1;
+  }
+}
+
 describe('option values, by property', () => {
   it('a per-call option either works or refuses with OnceInputError before any I/O', async () => {
     await fc.assert(
@@ -126,6 +141,10 @@ describe('option values, by property', () => {
               (result) => ({ result }),
               (error: unknown) => ({ error }),
             );
+          // Refused exactly when the documented rule says so.
+          expect('error' in outcome && outcome.error instanceof OnceInputError).toBe(
+            !validRunOption(name, value),
+          );
           if ('error' in outcome && outcome.error instanceof OnceTimeoutError) {
             // A bound of a few ms can end the wait before the claim is answered: the caller is told,
             // and a claim that lands afterwards is given back — idle again, no attempt spent.
@@ -150,7 +169,7 @@ describe('option values, by property', () => {
     );
   });
 
-  it('createOnce either builds an instance or refuses with OnceInputError, connecting to nothing', async () => {
+  it('createOnce either builds an instance or refuses with OnceInputError (synchronously)', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(
