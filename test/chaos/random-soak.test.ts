@@ -7,7 +7,8 @@
  * exited by itself.
  *
  * About 60 s by default (at least 200 faults); REDIS_ONCE_SOAK_MS for longer. The seed is printed;
- * REDIS_ONCE_SOAK_SEED=<seed> replays a run's choices.
+ * REDIS_ONCE_SOAK_SEED=<seed> replays a run's choices (the instants, and so which process a fault
+ * finds down, depend on timing).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
