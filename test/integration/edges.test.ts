@@ -175,7 +175,7 @@ describe.skipIf(!canInjectFaults)('3. quorum: a reset that one master missed', (
       return true;
     };
     // A write counts once a majority applied it; let the third master catch up before it misses the reset.
-    await waitFor(doneEverywhere, { what: 'every master to hold every done state' });
+    await waitFor(doneEverywhere, { timeoutMs: 15_000, what: 'every master to hold every done state' });
 
     // The third master misses the resets: its link drops them, then the connection is cut.
     links[2]!.set({ kind: 'blackhole' });
