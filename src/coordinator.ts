@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { OnceContext } from './context.js';
 import { type Decision, decide, lastError, phaseOf, previousAttempt } from './decide.js';
+import { listening, publish } from './diagnostics.js';
 import {
   type ErrorSummary,
   LeaseLostError,
@@ -29,6 +30,8 @@ export interface CoordinatorDeps {
   /** Completion channels use sharded pub/sub (a Cluster). */
   sharded: boolean;
   nodeId: string;
+  /** For the point events' messages. */
+  namespace: string;
   redisTimeoutMs: number;
   /** The instance's maxAttempts, for flights with no fn to run (`wait`). */
   maxAttempts: number;
@@ -273,12 +276,22 @@ export class Coordinator {
   ): Promise<Landing | undefined> {
     const { key } = flight;
     const { held } = claim;
+    const event = () => ({
+      key,
+      namespace: this.deps.namespace,
+      nodeId: this.deps.nodeId,
+      fencingToken: claim.token,
+      attempt: claim.attempt,
+    });
     const lease = new Lease({
       key,
       leaseMs,
       sentAt,
       repliedAt: performance.now(),
       renew: (withinMs) => held.renew(withinMs),
+      onRenewed: () => listening('renew') && publish('renew', event()),
+      onLost: (reason) =>
+        listening('lease-lost') && publish('lease-lost', { ...event(), reason: errorName(reason) }),
     });
     // A reset announced while the claim was on its way found its token: on one master it took the
     // claim; on a quorum, the majority says with a renewal.
@@ -297,6 +310,10 @@ export class Coordinator {
     }
     lease.start();
     debug('%s: leading attempt %d with token %d', key, claim.attempt, claim.token);
+    const previous = previousAttempt(claim.replaced);
+    if (previous) {
+      if (listening('takeover')) publish('takeover', { ...event(), previous: { ...previous } });
+    } else if (listening('lead')) publish('lead', event());
     // The caller whose fn runs may not be the one whose settings claimed the key (that one's attempts
     // were spent): its own doneTtlMs counts. The lease keeps the leaseMs it was claimed with.
     const { doneTtlMs } = flight.runnerSettings!;
@@ -332,7 +349,7 @@ export class Coordinator {
       // starts while fn may still run here.
       flight.endRun(this.closing ? new OnceClosedError(key) : lease.reason);
       void settled.then(async () => {
-        await this.record(key, held, lease.reason, this.closing ? 'failed' : 'lease-lost');
+        await this.record(key, held, lease.reason, this.closing ? 'failed' : 'lease-lost', event);
         finish();
       });
       return undefined;
@@ -345,7 +362,7 @@ export class Coordinator {
         valueJson = encodeValue(first.value, key);
       } catch (error) {
         lease.stop();
-        await this.record(key, held, error, 'failed');
+        await this.record(key, held, error, 'failed', event);
         flight.endRun(error);
         return undefined;
       }
@@ -356,7 +373,7 @@ export class Coordinator {
           { key },
         );
         lease.lose(error);
-        await this.record(key, held, error, 'lease-lost');
+        await this.record(key, held, error, 'lease-lost', event);
         flight.endRun(error);
         return undefined;
       }
@@ -373,6 +390,7 @@ export class Coordinator {
         );
         return undefined;
       }
+      if (listening('done')) publish('done', event());
       // Every caller gets the value as a follower would: a copy made from its JSON, which fn cannot
       // change afterwards through a reference it kept.
       const done = { value: decodeValue(valueJson), fencingToken: claim.token, attempt: claim.attempt };
@@ -419,7 +437,9 @@ export class Coordinator {
     held: HeldLease,
     error: unknown,
     outcome: 'failed' | 'lease-lost',
+    event: () => Record<string, unknown>,
   ): Promise<void> {
+    if (listening('fail')) publish('fail', { ...event(), outcome, error: errorName(error) });
     try {
       const reply = await held.fail(summarizeError(error), outcome);
       if (!reply.ok) debug('%s: failure not recorded (%s)', key, reply.reason);
@@ -478,6 +498,10 @@ function context(
     },
     previous: previousAttempt(claim.replaced),
   };
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
 }
 
 function errorText(error: unknown): string {

@@ -50,6 +50,9 @@ export interface LeaseOptions {
   repliedAt: number;
   /** One renewal, bounded by `withinMs`; never rejects. */
   renew: (withinMs: number) => Promise<RenewOutcome>;
+  /** Told of each proven renewal, and of the loss (observers: diagnostics.ts). Must not throw. */
+  onRenewed?: () => void;
+  onLost?: (reason: unknown) => void;
 }
 
 export class Lease {
@@ -158,6 +161,7 @@ export class Lease {
     this.lostReason = reason;
     this.controller?.abort(reason);
     this.lostListener?.();
+    this.options.onLost?.(reason);
   }
 
   private armAbort(): void {
@@ -209,6 +213,7 @@ export class Lease {
       this.validUntil = sentAt + this.options.leaseMs - this.timing.driftMs;
       this.repliedAt = performance.now();
       this.armAbort();
+      this.options.onRenewed?.();
       if (this.renewAgain) {
         this.renewAgain = false;
         void this.renewOnce();

@@ -2,6 +2,7 @@ import createDebug from 'debug';
 import { ControlChannel } from './control.js';
 import { Coordinator } from './coordinator.js';
 import { lastError, phaseOf } from './decide.js';
+import { publish, runChannel, type TracingChannel, traceCall, traced, waitChannel } from './diagnostics.js';
 import type { Driver } from './drivers/driver.js';
 import { openDriver } from './drivers/index.js';
 import type { ErrorSummary } from './errors.js';
@@ -145,6 +146,7 @@ class OnceInstance implements Once {
       subscriptions: this.subscriptions,
       sharded: this.drivers.length === 1 && this.drivers[0]!.isCluster,
       nodeId: options.nodeId,
+      namespace: options.namespace,
       redisTimeoutMs,
       maxAttempts: options.maxAttempts,
     });
@@ -156,6 +158,8 @@ class OnceInstance implements Once {
   }
 
   run<T>(key: string, fn: OnceFn<T>, options?: RunOptions): Promise<T> {
+    // No closure here: one would make every call allocate its context, the cached path included.
+    if (traced(runChannel)) return this.tracedRun(key, fn, options).then(valueOf) as Promise<T>;
     // The cached path: no Redis, no timers, no allocation beyond the promise.
     if (options === undefined && typeof fn === 'function' && typeof key === 'string') {
       const hit = this.memo.get(key);
@@ -165,7 +169,13 @@ class OnceInstance implements Once {
   }
 
   runDetailed<T>(key: string, fn: OnceFn<T>, options?: RunOptions): Promise<RunResult<T>> {
+    if (traced(runChannel)) return this.tracedRun(key, fn, options) as Promise<RunResult<T>>;
     return this.call(key, fn, options, true) as Promise<RunResult<T>>;
+  }
+
+  /** A run someone traces (diagnostics.ts): the detailed result, for the channel's context. */
+  private tracedRun(key: string, fn: OnceFn, options: RunOptions | undefined): Promise<RunResult<unknown>> {
+    return this.traced(runChannel, key, () => this.call(key, fn, options, true));
   }
 
   wrap<T>(key: string, fn: OnceFn<T>, options?: RunOptions): () => Promise<T> {
@@ -176,6 +186,16 @@ class OnceInstance implements Once {
   }
 
   async wait<T = unknown>(key: string, options?: WaitOptions): Promise<T> {
+    if (traced(waitChannel)) return (await this.tracedWait(key, options)).value as T;
+    return (await this.waitFor(key, options, false)) as T;
+  }
+
+  private tracedWait(key: string, options: WaitOptions | undefined): Promise<RunResult<unknown>> {
+    return this.traced(waitChannel, key, () => this.waitFor(key, options, true));
+  }
+
+  /** wait's body: never claims; resolves with the value (or, `detailed`, the RunResult). */
+  private async waitFor(key: string, options: WaitOptions | undefined, detailed: boolean): Promise<unknown> {
     checkKey(key);
     const { waitTimeoutMs, signal } = resolveWaitOptions(options, this.options);
     const settings: CallSettings = {
@@ -183,7 +203,20 @@ class OnceInstance implements Once {
       maxAttempts: this.options.maxAttempts,
       doneTtlMs: this.options.doneTtlMs,
     };
-    return (await this.join(key, undefined, settings, waitTimeoutMs, signal, false)) as T;
+    return this.join(key, undefined, settings, waitTimeoutMs, signal, detailed);
+  }
+
+  /** One call under a tracing channel someone listens to (diagnostics.ts). */
+  private traced(
+    channel: TracingChannel,
+    key: string,
+    call: () => Promise<unknown>,
+  ): Promise<RunResult<unknown>> {
+    return traceCall(
+      channel,
+      { key, namespace: this.options.namespace },
+      call as () => Promise<RunResult<unknown>>,
+    );
   }
 
   async status(key: string): Promise<OnceStatus> {
@@ -222,6 +255,7 @@ class OnceInstance implements Once {
       controlChannel: controlChannel(this.options.namespace),
     });
     if (!reply.ok) throw new OnceBusyError({ key, owner: reply.owner });
+    publish('reset', { key, namespace: this.options.namespace, force, existed: reply.existed });
     // Our own control message follows; act on it now rather than in a moment.
     this.memo.forget(key);
     this.coordinator.onReset(key, reply.fence);
@@ -330,4 +364,8 @@ class OnceInstance implements Once {
   private assertOpen(key: string): void {
     if (this.closing) throw new OnceClosedError(key);
   }
+}
+
+function valueOf(result: RunResult<unknown>): unknown {
+  return result.value;
 }
