@@ -159,7 +159,7 @@ class OnceInstance implements Once {
 
   run<T>(key: string, fn: OnceFn<T>, options?: RunOptions): Promise<T> {
     // No closure here: one would make every call allocate its context, the cached path included.
-    if (traced(runChannel)) return this.tracedRun(key, fn, options).then(valueOf) as Promise<T>;
+    if (traced(runChannel)) return this.tracedRun(key, fn, options).then(resultValue) as Promise<T>;
     // The cached path: no Redis, no timers, no allocation beyond the promise.
     if (options === undefined && typeof fn === 'function' && typeof key === 'string') {
       const hit = this.memo.get(key);
@@ -366,6 +366,6 @@ class OnceInstance implements Once {
   }
 }
 
-function valueOf(result: RunResult<unknown>): unknown {
+function resultValue(result: RunResult<unknown>): unknown {
   return result.value;
 }
