@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import diagnostics from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createOnce, type Once } from '../../src/index.js';
+import { waitFor } from '../helpers/gate.js';
 import { type RedisServer, startRedis } from '../helpers/redis-server.js';
 
 let redis: RedisServer;
@@ -69,12 +70,20 @@ describe('the redis-once:run TracingChannel', () => {
     const [a, b] = [open(namespace), open(namespace)];
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
+    let started!: () => void;
+    const leaderStarted = new Promise<void>((resolve) => (started = resolve));
     const leading = a.run('k', async () => {
+      started();
       await held;
       return 'v';
     });
-    await new Promise((resolve) => setImmediate(resolve));
+    await leaderStarted;
     const following = b.runDetailed('k', () => 'never');
+    // b waits (subscribed) for a's run: a follower, not a late reader of the done state.
+    const admin = redis.client();
+    await waitFor(async () => Number((await admin.pubsub('NUMSUB', `${namespace}:{k}:done`))[1]) === 1, {
+      what: 'the follower to subscribe',
+    });
     release();
     expect(await leading).toBe('v');
     expect(await following).toMatchObject({ role: 'follower', value: 'v' });

@@ -152,6 +152,17 @@ describe('quorum', () => {
         throw new Error('first attempt fails');
       }),
     ).rejects.toThrow('first attempt fails');
+    // The failure counted once a majority recorded it; let every master record it (and release its
+    // lease) before the reset, which a live lease anywhere in its majority would refuse.
+    await waitFor(
+      async () => {
+        for (const master of masters) {
+          if ((await master.client().hget(`${namespace}:{k}:state`, 'status')) !== 'failed') return false;
+        }
+        return true;
+      },
+      { what: 'every master to record the failure' },
+    );
 
     // The reset reaches masters 0 and 1; master 2 misses it.
     adminToThird.set({ kind: 'refuse' });
