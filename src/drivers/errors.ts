@@ -1,4 +1,5 @@
 import { OnceForeignValueError, RedisUnavailableError } from '../errors.js';
+import { scripts } from '../scripts.js';
 import { withTimeout } from '../timeout.js';
 
 /**
@@ -45,9 +46,24 @@ export function translate(error: unknown, label: string, what: string): Error {
       detail: 'a value of another type',
     });
   }
-  return new RedisUnavailableError(`Redis at ${label} failed ${what}: ${message}`, {
+  return new RedisUnavailableError(`Redis at ${label} failed ${what}: ${message}${deniedCommand(message)}`, {
     cause: safeCause(error),
   });
+}
+
+/**
+ * Inside a script, an ACL refusal names only the script and a line ("can't run this command …
+ * script: <sha>, on @user_script:<line>"): name the command that line calls, and what to grant.
+ */
+function deniedCommand(message: string): string {
+  const match = /can't run this command or subcommand script: ([0-9a-f]{40}), on @user_script:(\d+)/.exec(
+    message,
+  );
+  if (!match) return '';
+  const script = Object.values(scripts).find((s) => s.sha === match[1]);
+  const line = script?.source.split('\n')[Number(match[2]) - 1] ?? '';
+  const command = /redis\.p?call\('([A-Z]+)'/.exec(line)?.[1];
+  return command ? ` (that line calls ${command}: the ACL user needs +${command.toLowerCase()})` : '';
 }
 
 /**
