@@ -12,15 +12,13 @@
 import type { Redis } from 'ioredis';
 import { type Once, RedisUnavailableError } from '../index.js';
 import { keyNames } from '../keys.js';
-import { type AdminClient, openAdminClient } from './admin-client.js';
-import { type Connection, type ConnectionFlags, openOnce, resolveConnection } from './connection.js';
-import { describeError } from './errors.js';
+import type { AdminClient } from './admin-client.js';
+import { adminCommand, type CommandFlags, withAdminClient } from './admin-command.js';
+import type { Connection } from './connection.js';
 import { EXIT } from './exit-codes.js';
-import { enableDebugLogs, printError } from './output.js';
 
-export interface DoctorFlags extends ConnectionFlags {
+export interface DoctorFlags extends CommandFlags {
   json?: boolean;
-  verbose?: boolean;
 }
 
 export type Level = 'ok' | 'warn' | 'fail' | 'unknown';
@@ -68,29 +66,14 @@ const CONFIG_PARAMETERS = [
   'client-output-buffer-limit',
 ];
 
-export async function doctorCommand(flags: DoctorFlags): Promise<number> {
-  let secrets: readonly string[] = [];
-  let redis: string | undefined;
-  let admin: AdminClient | undefined;
-  let once: Once | undefined;
-  try {
-    const connection = resolveConnection(flags);
-    secrets = connection.secrets;
-    redis = connection.display;
-    if (flags.verbose) enableDebugLogs(secrets);
-    admin = openAdminClient(connection, flags.redisTimeout ?? 5_000);
-    once = openOnce(connection, flags);
-    const findings = await examine(admin, once, connection, flags.namespace ?? 'once');
-    process.stdout.write(flags.json ? `${JSON.stringify(findings, null, 2)}\n` : formatFindings(findings));
-    return findings.some((f) => f.level === 'fail') ? EXIT.CONFIG : EXIT.OK;
-  } catch (error) {
-    const outcome = describeError(error, { redis });
-    printError(outcome, error, { verbose: flags.verbose === true, secrets });
-    return outcome.code;
-  } finally {
-    await once?.close();
-    await admin?.close();
-  }
+export function doctorCommand(flags: DoctorFlags): Promise<number> {
+  return adminCommand(flags, (once, connection) =>
+    withAdminClient(connection, flags, async (admin) => {
+      const findings = await examine(admin, once, connection, flags.namespace ?? 'once');
+      process.stdout.write(flags.json ? `${JSON.stringify(findings, null, 2)}\n` : formatFindings(findings));
+      return findings.some((f) => f.level === 'fail') ? EXIT.CONFIG : EXIT.OK;
+    }),
+  );
 }
 
 async function examine(

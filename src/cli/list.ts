@@ -4,17 +4,15 @@
  * master of a Cluster, and reads each key's state through the library, as `status` does.
  */
 import type { Once, OnceStatus } from '../index.js';
-import { type AdminClient, openAdminClient } from './admin-client.js';
-import { type OnceFlags, openOnce, resolveConnection } from './connection.js';
+import type { AdminClient } from './admin-client.js';
+import { adminCommand, type CommandFlags, withAdminClient } from './admin-command.js';
 import { formatDuration } from './durations.js';
-import { describeError, UsageError } from './errors.js';
+import { UsageError } from './errors.js';
 import { EXIT } from './exit-codes.js';
-import { enableDebugLogs, printError } from './output.js';
 
-export interface ListFlags extends OnceFlags {
+export interface ListFlags extends CommandFlags {
   state?: string;
   json?: boolean;
-  verbose?: boolean;
 }
 
 /** Keys SCAN looks at per call: enough to be quick, small enough never to hold Redis up. */
@@ -28,41 +26,32 @@ export interface ListedKey extends Omit<OnceStatus, 'value'> {
   key: string;
 }
 
-export async function listCommand(flags: ListFlags): Promise<number> {
-  let secrets: readonly string[] = [];
-  let redis: string | undefined;
-  let once: Once | undefined;
-  let admin: AdminClient | undefined;
-  try {
+export function listCommand(flags: ListFlags): Promise<number> {
+  const check = () => {
     if (flags.state !== undefined && !STATES.includes(flags.state as OnceStatus['state'])) {
       throw new UsageError(`--state "${flags.state}" is not one of ${STATES.join(', ')}`);
     }
-    const connection = resolveConnection(flags);
-    secrets = connection.secrets;
-    redis = connection.display;
-    if (flags.verbose) enableDebugLogs(secrets);
-    once = openOnce(connection, flags);
-    admin = openAdminClient(connection, flags.redisTimeout ?? 5_000);
-    const namespace = flags.namespace ?? 'once';
-    const { keys, unnamed } = await scanKeys(admin, namespace);
-    const listed = (await readAll(once, keys)).filter(
-      (k) => flags.state === undefined || k.state === flags.state,
+  };
+  return adminCommand(
+    flags,
+    (once, connection) => withAdminClient(connection, flags, (admin) => list(once, admin, flags)),
+    check,
+  );
+}
+
+async function list(once: Once, admin: AdminClient, flags: ListFlags): Promise<number> {
+  const namespace = flags.namespace ?? 'once';
+  const { keys, unnamed } = await scanKeys(admin, namespace);
+  const listed = (await readAll(once, keys)).filter(
+    (k) => flags.state === undefined || k.state === flags.state,
+  );
+  process.stdout.write(flags.json ? `${JSON.stringify(listed, null, 2)}\n` : formatList(namespace, listed));
+  if (unnamed > 0) {
+    process.stderr.write(
+      `redis-once: ${unnamed} key(s) of "${namespace}" contain a brace or start with #; Redis holds only a digest of their name, so they are not listed\n`,
     );
-    process.stdout.write(flags.json ? `${JSON.stringify(listed, null, 2)}\n` : formatList(namespace, listed));
-    if (unnamed > 0) {
-      process.stderr.write(
-        `redis-once: ${unnamed} key(s) of "${namespace}" contain a brace or start with #; Redis holds only a digest of their name, so they are not listed\n`,
-      );
-    }
-    return EXIT.OK;
-  } catch (error) {
-    const outcome = describeError(error, { redis });
-    printError(outcome, error, { verbose: flags.verbose === true, secrets });
-    return outcome.code;
-  } finally {
-    await once?.close();
-    await admin?.close();
   }
+  return EXIT.OK;
 }
 
 /** The once-keys of `namespace` on every master, from their state hashes' names. */

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOnce } from '../../src/index.js';
 import { type Ledger, startLedger } from '../helpers/ledger.js';
 import { type FaultProxy, startProxy } from '../helpers/proxy.js';
+import { seededRandom } from '../helpers/random.js';
 import { canInjectFaults, type RedisServer, startRedis } from '../helpers/redis-server.js';
 import { recordFault } from '../helpers/reliability.js';
 import type { SoakEvent, SoakWorkerConfig } from '../helpers/soak-worker-main.js';
@@ -33,18 +34,6 @@ const FAULT_EVERY_MS = 220;
 
 const main = fileURLToPath(new URL('../helpers/soak-worker-main.ts', import.meta.url));
 const registerLua = fileURLToPath(new URL('../../scripts/register-lua.mjs', import.meta.url));
-
-/** mulberry32, as the workers use: the test's own choices replay from the seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Slot {
   proxy: FaultProxy;
@@ -73,7 +62,7 @@ describe.skipIf(!canInjectFaults)('randomized soak', () => {
     `keeps every key done once, with the value every caller gets, under random faults (seed ${SEED})`,
     async () => {
       console.log(`[random soak] seed ${SEED} (replay: REDIS_ONCE_SOAK_SEED=${SEED}), ${SOAK_MS} ms`);
-      const rand = random(SEED);
+      const rand = seededRandom(SEED);
       const namespace = `soak-${randomUUID()}`;
       const keys = Array.from({ length: KEYS }, (_, i) => `key-${i}`);
       const reports = new Map<string, KeyReport>();

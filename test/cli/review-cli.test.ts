@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { Finding } from '../../src/cli/doctor.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
 import { type RedisServer, startRedis } from '../helpers/redis-server.js';
-import { Cli, killAllClis, ROOT, runCli } from './cli.js';
+import { Cli, killAllClis, ROOT, runCli, running } from './cli.js';
 
 let redis: RedisServer;
 let dir: string;
@@ -59,16 +59,6 @@ afterEach(async () => {
 
 function flags(command: string, key: string, ...rest: string[]): string[] {
   return [command, '--key', key, '--redis', redis.url, '--namespace', namespace, ...rest];
-}
-
-/** True while `pid` runs (a zombie does not count). */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
 }
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));

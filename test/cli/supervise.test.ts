@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/exit-codes.js';
 import { type RedisServer, startRedis } from '../helpers/redis-server.js';
-import { Cli, killAllClis, ROOT, runCli } from './cli.js';
+import { Cli, killAllClis, ROOT, runCli, running } from './cli.js';
 
 let redis: RedisServer;
 let dir: string;
@@ -35,16 +35,6 @@ afterEach(async () => {
 
 function flags(command: string, key: string, ...rest: string[]): string[] {
   return [command, '--key', key, '--redis', redis.url, '--namespace', namespace, ...rest];
-}
-
-/** True while `pid` runs (a zombie, exited but not reaped, does not). */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
 }
 
 /** The pid a command wrote to `name` in the test's directory, once it has. */

@@ -6,6 +6,7 @@
  */
 import { createOnce, type OnceContext } from '../../src/index.js';
 import { writeLedger } from './ledger.js';
+import { seededRandom } from './random.js';
 
 export interface SoakWorkerConfig {
   url: string;
@@ -37,19 +38,7 @@ process.on('uncaughtException', (error) => {
   process.exitCode = 70;
 });
 
-/** mulberry32: small, seedable, good enough to shuffle and to pick durations. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const next = random(config.seed);
+const next = seededRandom(config.seed);
 // Every process walks the keys in nearly the same order (swaps within windows of 4), so they contend
 // for the same keys at the same time: leaders, followers and takeovers, where the faults land.
 const order = [...config.keys];
