@@ -5,68 +5,23 @@
  * docs/RELIABILITY.md.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/gate.js';
-import { type Ledger, startLedger } from '../helpers/ledger.js';
-import { type FaultProxy, startProxy } from '../helpers/proxy.js';
-import { canInjectFaults, type RedisServer, startRedis } from '../helpers/redis-server.js';
+import { canInjectFaults } from '../helpers/redis-server.js';
 import { recordFault } from '../helpers/reliability.js';
-import { killAllWorkers, Worker, type WorkerConfig } from '../helpers/worker.js';
+import { Worker } from '../helpers/worker.js';
+import { faultHarness, KEY } from './harness.js';
 
 const LEASE_MS = 1000;
 const REDIS_TIMEOUT_MS = 1000;
-const KEY = 'migrate';
 
-let redis: RedisServer;
-let ledger: Ledger;
-const proxies: FaultProxy[] = [];
-
-beforeAll(async () => {
-  [redis, ledger] = await Promise.all([startRedis({ name: 'network-faults' }), startLedger()]);
-});
-afterEach(async () => {
-  await killAllWorkers();
-  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
-});
-afterAll(async () => {
-  await Promise.all([redis.stop(), ledger.close()]);
-});
-
-/** What the ledger saw for the namespace's key: fn bodies that ran to their end, and stale writes. */
-function ledgerFigures(namespace: string): { executions: number; staleRefused: number } {
-  const key = `${namespace}:${KEY}`;
-  return {
-    executions: ledger.accepted(key).length + ledger.refused(key).length,
-    staleRefused: ledger.refused(key).length,
-  };
-}
-
-function config(namespace: string, nodeId: string, extra: Partial<WorkerConfig> = {}): WorkerConfig {
-  return {
-    url: redis.url,
-    namespace,
-    key: KEY,
-    nodeId,
-    callers: 3,
-    fnMs: 100,
-    leaseMs: LEASE_MS,
-    redisTimeoutMs: REDIS_TIMEOUT_MS,
-    ledgerUrl: ledger.url,
-    warmUp: true,
-    ...extra,
-  };
-}
-
-async function proxy(): Promise<FaultProxy> {
-  const started = await startProxy(redis);
-  proxies.push(started);
-  return started;
-}
+const h = faultHarness('network-faults', { leaseMs: LEASE_MS, redisTimeoutMs: REDIS_TIMEOUT_MS });
+const { config, ledgerFigures } = h;
 
 describe.skipIf(!canInjectFaults)('a black-holed network', () => {
   it("aborts a cut-off leader's signal before its lease can expire; a follower takes over; the stale write is refused", async () => {
     const namespace = `bh-leader-${randomUUID()}`;
-    const link = await proxy();
+    const link = await h.proxy();
     // fn ignores its signal and writes the ledger after 2.5 s: by then, stale.
     const cutOff = await Worker.start(config(namespace, 'cut-off', { url: link.url, fnMs: 2500 }));
     const follower = await Worker.start(config(namespace, 'follower'));
@@ -102,8 +57,8 @@ describe.skipIf(!canInjectFaults)('a black-holed network', () => {
         .map((e) => e.name)
         .sort(),
     ).toEqual(['LeaseLostError', 'RedisUnavailableError', 'RedisUnavailableError']);
-    expect(ledger.accepted(key).map((w) => w.by)).toEqual(['follower']);
-    expect(ledger.refused(key)).toEqual([{ key, token: first.fencingToken, by: 'cut-off' }]);
+    expect(h.ledger.accepted(key).map((w) => w.by)).toEqual(['follower']);
+    expect(h.ledger.refused(key)).toEqual([{ key, token: first.fencingToken, by: 'cut-off' }]);
     recordFault({
       id: 'leader-blackholed',
       runs: 1,
@@ -117,14 +72,14 @@ describe.skipIf(!canInjectFaults)('a black-holed network', () => {
 
   it('settles a cut-off follower with RedisUnavailableError within its bound, never a wrong value', async () => {
     const namespace = `bh-follower-${randomUUID()}`;
-    const link = await proxy();
+    const link = await h.proxy();
     const leader = await Worker.start(config(namespace, 'leader', { fnMs: 4000 }));
     const cutOff = await Worker.start(config(namespace, 'cut-off', { url: link.url }));
     leader.go();
     await leader.next((e) => e.type === 'fn-start');
     cutOff.go();
     // Subscribed and waiting (its read came back: the leader is at work) before the link goes dark.
-    const admin = redis.client();
+    const admin = h.redis.client();
     await waitFor(async () => Number((await admin.pubsub('NUMSUB', `${namespace}:{${KEY}}:done`))[1]) === 1, {
       what: 'the follower to subscribe',
     });

@@ -5,66 +5,22 @@
  * ledger.ts). Each test records what it measured for docs/RELIABILITY.md.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createOnce } from '../../src/index.js';
 import { scripts } from '../../src/scripts.js';
 import { waitFor } from '../helpers/gate.js';
-import { type Ledger, startLedger } from '../helpers/ledger.js';
-import { type FaultProxy, startProxy } from '../helpers/proxy.js';
-import { canInjectFaults, type RedisServer, startRedis } from '../helpers/redis-server.js';
+import { canInjectFaults } from '../helpers/redis-server.js';
 import { recordFault } from '../helpers/reliability.js';
-import { killAllWorkers, Worker, type WorkerConfig } from '../helpers/worker.js';
+import { Worker } from '../helpers/worker.js';
+import { faultHarness, KEY } from './harness.js';
 
 const LEASE_MS = 1000;
-const KEY = 'migrate';
 
-let redis: RedisServer;
-let ledger: Ledger;
-const proxies: FaultProxy[] = [];
-
-beforeAll(async () => {
-  [redis, ledger] = await Promise.all([startRedis({ name: 'process-faults' }), startLedger()]);
-});
-afterEach(async () => {
-  await killAllWorkers();
-  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
-});
-afterAll(async () => {
-  await Promise.all([redis.stop(), ledger.close()]);
-});
-
-/** What the ledger saw for the namespace's key: fn bodies that ran to their end, and stale writes. */
-function ledgerFigures(namespace: string): { executions: number; staleRefused: number } {
-  const key = `${namespace}:${KEY}`;
-  return {
-    executions: ledger.accepted(key).length + ledger.refused(key).length,
-    staleRefused: ledger.refused(key).length,
-  };
-}
-
-function config(namespace: string, nodeId: string, extra: Partial<WorkerConfig> = {}): WorkerConfig {
-  return {
-    url: redis.url,
-    namespace,
-    key: KEY,
-    nodeId,
-    callers: 3,
-    fnMs: 100,
-    leaseMs: LEASE_MS,
-    ledgerUrl: ledger.url,
-    warmUp: true,
-    ...extra,
-  };
-}
-
-async function proxy(): Promise<FaultProxy> {
-  const started = await startProxy(redis);
-  proxies.push(started);
-  return started;
-}
+const h = faultHarness('process-faults', { leaseMs: LEASE_MS });
+const { config, ledgerFigures } = h;
 
 async function statusOf(namespace: string) {
-  const once = createOnce({ redis: redis.url, namespace });
+  const once = createOnce({ redis: h.redis.url, namespace });
   try {
     return await once.status(KEY);
   } finally {
@@ -72,7 +28,7 @@ async function statusOf(namespace: string) {
   }
 }
 
-/** Callers of `workers` that settled (a value or an error), and when the last did, from `since`. */
+/** Callers of `workers` that settled (a value or an error). */
 function settled(workers: Worker[]): number {
   return workers.reduce((n, w) => n + w.results().length + w.errors().length, 0);
 }
@@ -80,7 +36,7 @@ function settled(workers: Worker[]): number {
 describe.skipIf(!canInjectFaults)('a leader process that dies or stalls', () => {
   it('killed while its claim is on the way: the claim lands after it died, and another node takes over once at the lease deadline', async () => {
     const namespace = `claiming-${randomUUID()}`;
-    const slow = await proxy();
+    const slow = await h.proxy();
     const doomed = await Worker.start(config(namespace, 'doomed', { url: slow.url, fnMs: 30_000 }));
     const survivor = await Worker.start(config(namespace, 'survivor'));
     // The claim is held on the link for 300 ms; the leader dies once it has sent it.
@@ -109,7 +65,7 @@ describe.skipIf(!canInjectFaults)('a leader process that dies or stalls', () => 
     ]);
     expect(survivor.results().map((r) => r.value.by)).toEqual(['survivor', 'survivor', 'survivor']);
     expect(settleMs).toBeLessThan(LEASE_MS + 1500);
-    expect(ledger.accepted(`${namespace}:${KEY}`).map((w) => w.by)).toEqual(['survivor']);
+    expect(h.ledger.accepted(`${namespace}:${KEY}`).map((w) => w.by)).toEqual(['survivor']);
     expect(await statusOf(namespace)).toMatchObject({ state: 'done', owner: 'survivor' });
     recordFault({
       id: 'leader-killed-claiming',
@@ -141,7 +97,7 @@ describe.skipIf(!canInjectFaults)('a leader process that dies or stalls', () => 
     expect(takeover.fencingToken).toBeGreaterThan(first.fencingToken);
     expect(takeover.previous).toMatchObject({ outcome: 'crashed', owner: 'doomed' });
     expect(settleMs).toBeLessThan(LEASE_MS + 1500);
-    expect(ledger.accepted(`${namespace}:${KEY}`)).toEqual([
+    expect(h.ledger.accepted(`${namespace}:${KEY}`)).toEqual([
       { key: `${namespace}:${KEY}`, token: takeover.fencingToken, by: 'survivor' },
     ]);
     recordFault({
@@ -158,7 +114,7 @@ describe.skipIf(!canInjectFaults)('a leader process that dies or stalls', () => 
 
   it('killed after its complete was sent, before the reply came: every caller gets that value; fn never runs again', async () => {
     const namespace = `completing-${randomUUID()}`;
-    const link = await proxy();
+    const link = await h.proxy();
     const doomed = await Worker.start(config(namespace, 'doomed', { url: link.url, hold: true }));
     const follower = await Worker.start(config(namespace, 'follower'));
     doomed.go();
@@ -179,7 +135,7 @@ describe.skipIf(!canInjectFaults)('a leader process that dies or stalls', () => 
       Array(3).fill({ by: 'doomed', token: held.fencingToken }),
     );
     expect(await statusOf(namespace)).toMatchObject({ state: 'done', owner: 'doomed', attempts: 1 });
-    expect(ledger.accepted(`${namespace}:${KEY}`).map((w) => w.by)).toEqual(['doomed']);
+    expect(h.ledger.accepted(`${namespace}:${KEY}`).map((w) => w.by)).toEqual(['doomed']);
     recordFault({
       id: 'leader-killed-completing',
       runs: 1,
@@ -207,7 +163,7 @@ describe.skipIf(!canInjectFaults)('a leader process that dies or stalls', () => 
     await stalled.finished();
     const settleMs = Math.max(stalled.lastSettledAt()!, fresh.lastSettledAt()!) - faultAt;
     // Its fn, which ignores the signal, still ends its work and writes — after the new leader did.
-    await waitFor(() => ledger.refused(`${namespace}:${KEY}`).length > 0, { what: 'the stale write' });
+    await waitFor(() => h.ledger.refused(`${namespace}:${KEY}`).length > 0, { what: 'the stale write' });
 
     if (first.type !== 'fn-start') throw new Error('unreachable');
     expect(stalled.events).toContainEqual({
@@ -219,10 +175,10 @@ describe.skipIf(!canInjectFaults)('a leader process that dies or stalls', () => 
     const takeover = fresh.fnStarts()[0]!;
     expect(takeover.fencingToken).toBeGreaterThan(first.fencingToken);
     // The stale write came after the new leader's, with a lower token: refused.
-    expect(ledger.refused(`${namespace}:${KEY}`)).toEqual([
+    expect(h.ledger.refused(`${namespace}:${KEY}`)).toEqual([
       { key: `${namespace}:${KEY}`, token: first.fencingToken, by: 'stalled' },
     ]);
-    expect(ledger.accepted(`${namespace}:${KEY}`).map((w) => w.by)).toEqual(['fresh']);
+    expect(h.ledger.accepted(`${namespace}:${KEY}`).map((w) => w.by)).toEqual(['fresh']);
     expect(await statusOf(namespace)).toMatchObject({ state: 'done', owner: 'fresh' });
     recordFault({
       id: 'leader-stopped',
@@ -249,12 +205,12 @@ describe.skipIf(!canInjectFaults)('redis-server restarted without persistence', 
     const before = await first.next((e) => e.type === 'fn-start');
     for (const waiter of waiters) waiter.go();
     // Redis dies and comes back empty: the done state, the lease and the counter are gone.
-    await redis.kill();
+    await h.redis.kill();
     const faultAt = performance.now();
-    await redis.restart();
+    await h.redis.restart();
     await Promise.all(waiters.map((w) => w.finished(15_000)));
     await first.finished(15_000);
-    await waitFor(() => ledger.refused(key).length + ledger.accepted(key).length === 2, {
+    await waitFor(() => h.ledger.refused(key).length + h.ledger.accepted(key).length === 2, {
       what: 'both runs to write the ledger',
     });
     const settleMs = Math.max(...[first, ...waiters].map((w) => w.lastSettledAt()!)) - faultAt;
@@ -268,8 +224,8 @@ describe.skipIf(!canInjectFaults)('redis-server restarted without persistence', 
     expect(second[0]!.fencingToken).toBeGreaterThan(before.fencingToken);
     // The first run's lease was gone: its fn heard, and its late write lost to the second's token.
     expect(first.events).toContainEqual({ type: 'fn-aborted', nodeId: 'first', reason: 'LeaseLostError' });
-    expect(ledger.accepted(key).map((w) => w.token)).toEqual([second[0]!.fencingToken]);
-    expect(ledger.refused(key).map((w) => w.token)).toEqual([before.fencingToken]);
+    expect(h.ledger.accepted(key).map((w) => w.token)).toEqual([second[0]!.fencingToken]);
+    expect(h.ledger.refused(key).map((w) => w.token)).toEqual([before.fencingToken]);
     // Every caller settled with the second run's value, or (the first run's own caller) a typed error.
     const values = [first, ...waiters].flatMap((w) => w.results().map((r) => r.value.token));
     expect(new Set(values)).toEqual(new Set([second[0]!.fencingToken]));
@@ -299,7 +255,7 @@ describe.skipIf(!canInjectFaults)('a leader whose event loop is blocked', () => 
     follower.go();
     await follower.finished();
     await blocked.finished();
-    await waitFor(() => ledger.refused(key).length + ledger.accepted(key).length === 2, {
+    await waitFor(() => h.ledger.refused(key).length + h.ledger.accepted(key).length === 2, {
       what: 'both to write the ledger',
     });
     const settleMs = Math.max(blocked.lastSettledAt()!, follower.lastSettledAt()!) - faultAt;
@@ -311,8 +267,8 @@ describe.skipIf(!canInjectFaults)('a leader whose event loop is blocked', () => 
     // the loop was blocked); the others, the follower's value.
     expect(blocked.errors().map((e) => e.name)).toEqual(['LeaseLostError']);
     expect(blocked.results().map((r) => r.value.by)).toEqual(['follower', 'follower']);
-    expect(ledger.accepted(key).map((w) => w.by)).toEqual(['follower']);
-    expect(ledger.refused(key)).toEqual([{ key, token: first.fencingToken, by: 'blocked' }]);
+    expect(h.ledger.accepted(key).map((w) => w.by)).toEqual(['follower']);
+    expect(h.ledger.refused(key)).toEqual([{ key, token: first.fencingToken, by: 'blocked' }]);
     recordFault({
       id: 'leader-event-loop-blocked',
       runs: 1,
