@@ -2,7 +2,9 @@ import { defineConfig } from 'tsup';
 
 export default defineConfig([
   {
-    entry: { index: 'src/index.ts' },
+    // The OpenTelemetry bridge is its own entry: importing the core never loads @opentelemetry/api.
+    entry: { index: 'src/index.ts', otel: 'src/otel.ts' },
+    external: ['@opentelemetry/api'],
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,

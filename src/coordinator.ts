@@ -317,6 +317,7 @@ export class Coordinator {
     // The caller whose fn runs may not be the one whose settings claimed the key (that one's attempts
     // were spent): its own doneTtlMs counts. The lease keeps the leaseMs it was claimed with.
     const { doneTtlMs } = flight.runnerSettings!;
+    const trace = flight.runnerTrace;
 
     let endAttempt!: () => void;
     const leading: Leading = {
@@ -378,7 +379,7 @@ export class Coordinator {
         return undefined;
       }
       const completeAt = performance.now(); // the done state's TTL starts after this
-      const reply = await this.completeWhileValid(key, held, lease, valueJson, doneTtlMs).finally(() =>
+      const reply = await this.completeWhileValid(key, held, lease, valueJson, doneTtlMs, trace).finally(() =>
         lease.stop(),
       );
       if (!reply.ok) {
@@ -393,7 +394,12 @@ export class Coordinator {
       if (listening('done')) publish('done', event());
       // Every caller gets the value as a follower would: a copy made from its JSON, which fn cannot
       // change afterwards through a reference it kept.
-      const done = { value: decodeValue(valueJson), fencingToken: claim.token, attempt: claim.attempt };
+      const done: DoneValue = {
+        value: decodeValue(valueJson),
+        fencingToken: claim.token,
+        attempt: claim.attempt,
+      };
+      if (trace !== undefined) done.leaderTrace = trace;
       return { done, by: 'here', expiresAt: expiry(completeAt, doneTtlMs ?? -1) };
     } catch (error) {
       lease.stop();
@@ -415,10 +421,11 @@ export class Coordinator {
     lease: Lease,
     valueJson: string | undefined,
     doneTtlMs: number | undefined,
+    trace: string | undefined,
   ) {
     for (;;) {
       try {
-        return await held.complete(valueJson, doneTtlMs);
+        return await held.complete(valueJson, doneTtlMs, trace);
       } catch (error) {
         if (!(error instanceof RedisUnavailableError) || !lease.isValid()) throw error;
         debug('%s: complete not answered (%s); trying again', key, error.message);
@@ -465,15 +472,13 @@ function failedError(
 }
 
 function landing(names: KeyNames, state: StoredState, by: Landing['by'], expiresAt: number): Landing {
-  return {
-    done: {
-      value: decodeStoredValue(state.valueJson, names.key, names.state),
-      fencingToken: state.token,
-      attempt: state.attempts,
-    },
-    by,
-    expiresAt,
+  const done: DoneValue = {
+    value: decodeStoredValue(state.valueJson, names.key, names.state),
+    fencingToken: state.token,
+    attempt: state.attempts,
   };
+  if (state.trace !== undefined) done.leaderTrace = state.trace;
+  return { done, by, expiresAt };
 }
 
 /** `ttlMs` from `from` (a performance.now() instant); a negative TTL means none. */

@@ -5,6 +5,12 @@
  * `asyncEnd`, `result: { role, fencingToken, attempt, waitedMs }` (the channel's `error` event on
  * failure); and point events on `redis-once:<event>`. Nothing is built or published while nobody
  * listens: every entry point asks `hasSubscribers` first.
+ *
+ * A listener may write two things into a call's context at `start` (redis-once/otel does): `traceparent`,
+ * the W3C traceparent of the span it opened, which a leader stores with its value, so each follower's
+ * context ends with it as `result.leaderTrace`; and `bind`, to run fn inside the listener's own
+ * context. Both come from code in the same process; the traceparent is still checked for its shape
+ * before it is stored.
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { RunResult } from './flight.js';
@@ -28,8 +34,44 @@ export function traced(channel: TracingChannel): boolean {
 export interface CallContext {
   key: string;
   namespace: string;
-  result?: { role: RunResult<unknown>['role']; fencingToken: number; attempt: number; waitedMs: number };
+  /** Set by a listener at `start`: the W3C traceparent of the span it opened for this call. */
+  traceparent?: string;
+  /** Set by a listener at `start`: returns fn bound to the listener's context. */
+  bind?: <F extends (...args: never[]) => unknown>(fn: F) => F;
+  /** Set by us once this call's fn started: the call led (also when it then failed). */
+  led?: boolean;
+  result?: {
+    role: RunResult<unknown>['role'];
+    fencingToken: number;
+    attempt: number;
+    waitedMs: number;
+    /** The traceparent the leader's call stored with the value, when it was traced. */
+    leaderTrace?: string;
+  };
   error?: unknown;
+}
+
+// version-traceId-spanId-flags, lower-case hex (https://www.w3.org/TR/trace-context/#traceparent-header).
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** The traceparent a listener gave the call, if it is one. */
+export function traceparentOf(context: CallContext): string | undefined {
+  const { traceparent } = context;
+  return typeof traceparent === 'string' && TRACEPARENT.test(traceparent) ? traceparent : undefined;
+}
+
+/**
+ * fn for a traced call: bound as the listener asked, and marking the context `led` when it runs (so a
+ * call that fails is known to have led). Bad input stays as it came, for the checks to refuse.
+ */
+export function tracedFn<F>(context: CallContext, fn: F): F {
+  if (typeof fn !== 'function') return fn;
+  const plain = fn as (ctx: never) => unknown;
+  const bound = typeof context.bind === 'function' ? context.bind(plain) : plain;
+  return ((ctx: never) => {
+    context.led = true;
+    return bound(ctx);
+  }) as F;
 }
 
 /**
@@ -39,14 +81,16 @@ export interface CallContext {
 export function traceCall<T>(
   channel: TracingChannel,
   context: CallContext,
-  call: () => Promise<RunResult<T>>,
+  call: (context: CallContext) => Promise<RunResult<T>>,
 ): Promise<RunResult<T>> {
   let detailed: RunResult<T> | undefined;
   return channel
     .tracePromise(async () => {
-      detailed = await call();
-      const { role, fencingToken, attempt, waitedMs } = detailed;
-      return { role, fencingToken, attempt, waitedMs };
+      detailed = await call(context);
+      const { role, fencingToken, attempt, waitedMs, leaderTrace } = detailed;
+      const result: NonNullable<CallContext['result']> = { role, fencingToken, attempt, waitedMs };
+      if (leaderTrace !== undefined) result.leaderTrace = leaderTrace;
+      return result;
     }, context)
     .then(() => detailed!);
 }
@@ -60,6 +104,11 @@ const points = new Map<PointEvent, diagnostics.Channel>(
     diagnostics.channel(`redis-once:${name}`),
   ]),
 );
+
+/** The channel of one point event (`redis-once:<event>`). */
+export function pointChannel(event: PointEvent): diagnostics.Channel {
+  return points.get(event)!;
+}
 
 /** True when `event` has a listener: check before building its message. */
 export function listening(event: PointEvent): boolean {

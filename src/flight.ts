@@ -20,6 +20,11 @@ export interface RunResult<T> {
   attempt: number;
   /** Milliseconds this caller waited, from its call to its value. */
   waitedMs: number;
+  /**
+   * The W3C traceparent of the span the leader's call ran in, when the leader was traced (see
+   * `redis-once/otel`): a follower's span links to it. Absent otherwise.
+   */
+  leaderTrace?: string;
 }
 
 /** A done key's value, as a flight ends with it and the memo keeps it. */
@@ -27,6 +32,7 @@ export interface DoneValue {
   readonly value: unknown;
   readonly fencingToken: number;
   readonly attempt: number;
+  leaderTrace?: string;
 }
 
 export type OnceFn<T = unknown> = (ctx: OnceContext) => T | Promise<T>;
@@ -48,6 +54,8 @@ export interface CallerInit {
   started: number;
   /** Resolve with a RunResult (runDetailed) rather than the bare value (run, wait). */
   detailed: boolean;
+  /** The traceparent of the span a listener opened for this call (diagnostics.ts), if any. */
+  trace: string | undefined;
 }
 
 interface Caller extends CallerInit {
@@ -95,6 +103,7 @@ export class Flight {
         signal: init.signal,
         started: init.started,
         detailed: init.detailed,
+        trace: init.trace,
         deadline: init.started + init.waitTimeoutMs,
         resolve,
         reject,
@@ -188,6 +197,11 @@ export class Flight {
     return this.runner?.settings;
   }
 
+  /** The traceparent of the call whose fn runs now, stored with its value for followers to link to. */
+  get runnerTrace(): string | undefined {
+    return this.runner?.trace;
+  }
+
   /** True while a caller's fn runs in this process. */
   get running(): boolean {
     return this.runner !== undefined;
@@ -214,15 +228,19 @@ export class Flight {
     for (const caller of callers) {
       const role: Role =
         by === 'before' ? 'cached' : by === 'here' && caller === this.runner ? 'leader' : 'follower';
-      if (!caller.detailed) caller.resolve(done.value);
-      else
-        caller.resolve({
-          value: done.value,
-          role,
-          fencingToken: done.fencingToken,
-          attempt: done.attempt,
-          waitedMs: now - caller.started,
-        } satisfies RunResult<unknown>);
+      if (!caller.detailed) {
+        caller.resolve(done.value);
+        continue;
+      }
+      const result: RunResult<unknown> = {
+        value: done.value,
+        role,
+        fencingToken: done.fencingToken,
+        attempt: done.attempt,
+        waitedMs: now - caller.started,
+      };
+      if (done.leaderTrace !== undefined) result.leaderTrace = done.leaderTrace;
+      caller.resolve(result);
     }
     this.runner = undefined;
   }

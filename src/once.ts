@@ -2,7 +2,17 @@ import createDebug from 'debug';
 import { ControlChannel } from './control.js';
 import { Coordinator } from './coordinator.js';
 import { lastError, phaseOf } from './decide.js';
-import { publish, runChannel, type TracingChannel, traceCall, traced, waitChannel } from './diagnostics.js';
+import {
+  type CallContext,
+  publish,
+  runChannel,
+  type TracingChannel,
+  traceCall,
+  traced,
+  tracedFn,
+  traceparentOf,
+  waitChannel,
+} from './diagnostics.js';
 import type { Driver } from './drivers/driver.js';
 import { openDriver } from './drivers/index.js';
 import type { ErrorSummary } from './errors.js';
@@ -165,17 +175,23 @@ class OnceInstance implements Once {
       const hit = this.memo.get(key);
       if (hit) return Promise.resolve(hit.value as T);
     }
-    return this.call(key, fn, options, false) as Promise<T>;
+    return this.call(key, fn, options, false, undefined) as Promise<T>;
   }
 
   runDetailed<T>(key: string, fn: OnceFn<T>, options?: RunOptions): Promise<RunResult<T>> {
     if (traced(runChannel)) return this.tracedRun(key, fn, options) as Promise<RunResult<T>>;
-    return this.call(key, fn, options, true) as Promise<RunResult<T>>;
+    return this.call(key, fn, options, true, undefined) as Promise<RunResult<T>>;
   }
 
-  /** A run someone traces (diagnostics.ts): the detailed result, for the channel's context. */
+  /**
+   * A run someone traces (diagnostics.ts): the detailed result, for the channel's context. A listener
+   * may have bound fn to its own context (so fn's spans nest in the call's) and named its span, which
+   * a leader stores with the value.
+   */
   private tracedRun(key: string, fn: OnceFn, options: RunOptions | undefined): Promise<RunResult<unknown>> {
-    return this.traced(runChannel, key, () => this.call(key, fn, options, true));
+    return this.traced(runChannel, key, (context) =>
+      this.call(key, tracedFn(context, fn), options, true, traceparentOf(context)),
+    );
   }
 
   wrap<T>(key: string, fn: OnceFn<T>, options?: RunOptions): () => Promise<T> {
@@ -203,19 +219,19 @@ class OnceInstance implements Once {
       maxAttempts: this.options.maxAttempts,
       doneTtlMs: this.options.doneTtlMs,
     };
-    return this.join(key, undefined, settings, waitTimeoutMs, signal, detailed);
+    return this.join(key, undefined, settings, waitTimeoutMs, signal, detailed, undefined);
   }
 
   /** One call under a tracing channel someone listens to (diagnostics.ts). */
   private traced(
     channel: TracingChannel,
     key: string,
-    call: () => Promise<unknown>,
+    call: (context: CallContext) => Promise<unknown>,
   ): Promise<RunResult<unknown>> {
     return traceCall(
       channel,
       { key, namespace: this.options.namespace },
-      call as () => Promise<RunResult<unknown>>,
+      call as (context: CallContext) => Promise<RunResult<unknown>>,
     );
   }
 
@@ -284,12 +300,13 @@ class OnceInstance implements Once {
     fn: OnceFn,
     options: RunOptions | undefined,
     detailed: boolean,
+    trace: string | undefined,
   ): Promise<unknown> {
     try {
       checkFn(fn);
       checkKey(key);
       const run = resolveRunOptions(options, this.options);
-      return this.join(key, fn, run, run.waitTimeoutMs, run.signal, detailed);
+      return this.join(key, fn, run, run.waitTimeoutMs, run.signal, detailed, trace);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -306,6 +323,7 @@ class OnceInstance implements Once {
     waitTimeoutMs: number,
     signal: AbortSignal | undefined,
     detailed: boolean,
+    trace: string | undefined,
   ): Promise<unknown> {
     const started = performance.now();
     if (signal?.aborted) throw new OnceAbortError({ key, cause: signal.reason });
@@ -326,7 +344,7 @@ class OnceInstance implements Once {
       flight = new Flight(key);
       this.memo.add(flight);
     }
-    const joined = flight!.join({ fn, settings, waitTimeoutMs, signal, started, detailed });
+    const joined = flight!.join({ fn, settings, waitTimeoutMs, signal, started, detailed, trace });
     if (!fresh) return joined;
     const flying = this.fly(flight!);
     // Awaited together with the coordination, so that fn runs on this call's await chain (re-entry

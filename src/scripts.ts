@@ -211,6 +211,8 @@ export interface CompleteArgs {
   /** The JSON text of the value; undefined when fn returned undefined. */
   valueJson: string | undefined;
   doneTtlMs: number | undefined;
+  /** The leader call's traceparent, kept with the value (diagnostics.ts); undefined when untraced. */
+  trace?: string | undefined;
   sharded: boolean;
 }
 
@@ -230,6 +232,7 @@ export async function complete(
       String(args.doneTtlMs ?? 0),
       names.done,
       args.sharded ? '1' : '0',
+      args.trace ?? '',
     ],
   );
   return finishReply(scripts.complete, names, reply);
@@ -324,6 +327,7 @@ export async function repair(
       state.valueJson === undefined ? '0' : '1',
       state.valueJson ?? '',
       state.doneTtlMs === undefined ? '' : String(state.doneTtlMs),
+      state.trace ?? '',
     ],
   );
   const { code } = decode(scripts.repair, names, reply);

@@ -33,6 +33,8 @@ export interface StoredState {
   outcome: PreviousOutcome | undefined;
   /** The done state's expiry, when the leader set one (`doneTtlMs`). */
   doneTtlMs: number | undefined;
+  /** The W3C traceparent of the span the leader's call ran in, when someone traced it. */
+  trace: string | undefined;
 }
 
 /** One consistent look at a key: its state, its lease and its counter, read in one script. */
@@ -57,6 +59,7 @@ export const IDLE: StoredState = Object.freeze({
   error: undefined,
   outcome: undefined,
   doneTtlMs: undefined,
+  trace: undefined,
 });
 
 /**
@@ -88,6 +91,7 @@ function stateOf(fields: Map<string, string>): StoredState {
     error: parseError(fields.get('error')),
     outcome: parseOutcome(fields.get('outcome')),
     doneTtlMs: toInt(fields.get('doneTtlMs')),
+    trace: fields.get('trace'),
   };
 }
 

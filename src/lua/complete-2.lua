@@ -13,6 +13,8 @@
   ARGV[5] done TTL in ms: the state expires this long after completion; '0' keeps it until reset
   ARGV[6] completion channel (same hash tag as the keys)
   ARGV[7] '1' to publish with SPUBLISH (a Cluster's sharded pub/sub), '0' for PUBLISH
+  ARGV[8] the W3C traceparent of the leader's span ('' when nobody traced it), kept as `trace` so a
+          follower's span can link to the run it waited for
 
   Publishes on ARGV[6] the new state, flat, as JSON; a value over 16 KiB is left out of the message
   (and `valueOmitted` put in), so no subscriber's output buffer limit is reached: waiters read it.
@@ -34,6 +36,7 @@ local hasValue = ARGV[4] == '1'
 local doneTtlMs = tonumber(ARGV[5])
 local channel = ARGV[6]
 local sharded = ARGV[7] == '1'
+local trace = ARGV[8]
 
 local attempt, refused = ownAttempt(stateKey, leaseKey, leaseValue, token, false)
 if not attempt then
@@ -50,6 +53,9 @@ local fields = {'status', 'done', 'token', token, 'owner', attempt.owner or '', 
 if doneTtlMs > 0 then
   -- Kept in the state too, so a follower woken by the message knows how long to remember the value.
   fields[#fields + 1] = 'doneTtlMs'; fields[#fields + 1] = ARGV[5]
+end
+if trace ~= '' then
+  fields[#fields + 1] = 'trace'; fields[#fields + 1] = trace
 end
 local message = {unpack(fields)}
 if hasValue then

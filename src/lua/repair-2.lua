@@ -15,6 +15,7 @@
   ARGV[7] '1' when ARGV[8] holds a value, '0' when there is none
   ARGV[8] the value's JSON text
   ARGV[9] doneTtlMs as recorded ('' when none)
+  ARGV[10] the leader's traceparent as recorded ('' when none)
 
   Returns
     {0}    copied; the counter is raised to the token if it was below
@@ -43,6 +44,7 @@ local fields = {'status', 'done', 'token', ARGV[1], 'owner', ARGV[3], 'attempts'
   'startedAt', ARGV[5], 'finishedAt', ARGV[6]}
 if ARGV[7] == '1' then fields[#fields + 1] = 'value'; fields[#fields + 1] = ARGV[8] end
 if ARGV[9] ~= '' then fields[#fields + 1] = 'doneTtlMs'; fields[#fields + 1] = ARGV[9] end
+if ARGV[10] ~= '' then fields[#fields + 1] = 'trace'; fields[#fields + 1] = ARGV[10] end
 redis.call('DEL', stateKey)
 redis.call('HSET', stateKey, unpack(fields))
 if ttlMs > 0 then redis.call('PEXPIRE', stateKey, ttlMs) end

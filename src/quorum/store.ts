@@ -7,7 +7,14 @@ import type { RenewOutcome } from '../lease.js';
 import type { ClaimReply, FinishReply, ResetReply } from '../scripts.js';
 import * as scripts from '../scripts.js';
 import type { Snapshot } from '../state.js';
-import { type Claim, type ClaimRequest, HeldLease, type LeaseRef, type Store } from '../store/store.js';
+import {
+  type Claim,
+  type ClaimRequest,
+  type CompleteRequest,
+  HeldLease,
+  type LeaseRef,
+  type Store,
+} from '../store/store.js';
 import { reconcile, seenAlike } from './reconcile.js';
 
 const debug = createDebug('redis-once:quorum');
@@ -217,10 +224,7 @@ export class QuorumStore implements Store {
     return 'unanswered';
   }
 
-  complete(
-    names: KeyNames,
-    args: LeaseRef & { valueJson: string | undefined; doneTtlMs: number | undefined },
-  ): Promise<FinishReply> {
+  complete(names: KeyNames, args: CompleteRequest): Promise<FinishReply> {
     return this.write(names.key, 'completing', (driver) =>
       scripts.complete(driver, names, { ...args, sharded: false }),
     );

@@ -7,7 +7,14 @@ import type { FinishReply, ResetReply } from '../scripts.js';
 import * as scripts from '../scripts.js';
 import type { Snapshot } from '../state.js';
 import { withTimeout } from '../timeout.js';
-import { type Claim, type ClaimRequest, HeldLease, type LeaseRef, type Store } from './store.js';
+import {
+  type Claim,
+  type ClaimRequest,
+  type CompleteRequest,
+  HeldLease,
+  type LeaseRef,
+  type Store,
+} from './store.js';
 
 const debug = createDebug('redis-once:store');
 
@@ -76,10 +83,7 @@ export class SingleStore implements Store {
     }
   }
 
-  async complete(
-    names: KeyNames,
-    args: LeaseRef & { valueJson: string | undefined; doneTtlMs: number | undefined },
-  ): Promise<FinishReply> {
+  async complete(names: KeyNames, args: CompleteRequest): Promise<FinishReply> {
     const reply = await scripts.complete(this.driver, names, { ...args, sharded: this.sharded });
     if (reply.ok) await this.acknowledge(names, 'the done state');
     return reply;

@@ -17,10 +17,7 @@ export interface Store {
   read(names: KeyNames): Promise<Snapshot>;
   /** One renewal, answered within `withinMs` or counted as unanswered; never rejects. */
   renew(names: KeyNames, args: LeaseRef & { leaseMs: number }, withinMs: number): Promise<RenewOutcome>;
-  complete(
-    names: KeyNames,
-    args: LeaseRef & { valueJson: string | undefined; doneTtlMs: number | undefined },
-  ): Promise<FinishReply>;
+  complete(names: KeyNames, args: CompleteRequest): Promise<FinishReply>;
   fail(
     names: KeyNames,
     args: LeaseRef & { error: { name: string; message: string }; outcome: 'failed' | 'lease-lost' },
@@ -42,6 +39,15 @@ export interface ClaimRequest {
 export interface LeaseRef {
   leaseValue: string;
   token: number;
+}
+
+/** What an attempt records when fn returned: its value, how long to keep it, and who traced it. */
+export interface CompleteRequest extends LeaseRef {
+  /** The JSON text of the value; undefined when fn returned undefined. */
+  valueJson: string | undefined;
+  doneTtlMs: number | undefined;
+  /** The leader call's traceparent (diagnostics.ts), kept with the value for followers' spans. */
+  trace: string | undefined;
 }
 
 export type Claim =
@@ -72,8 +78,12 @@ export class HeldLease {
     return this.store.renew(this.names, { ...this.ref, leaseMs: this.leaseMs }, withinMs);
   }
 
-  complete(valueJson: string | undefined, doneTtlMs: number | undefined): Promise<FinishReply> {
-    return this.store.complete(this.names, { ...this.ref, valueJson, doneTtlMs });
+  complete(
+    valueJson: string | undefined,
+    doneTtlMs: number | undefined,
+    trace: string | undefined,
+  ): Promise<FinishReply> {
+    return this.store.complete(this.names, { ...this.ref, valueJson, doneTtlMs, trace });
   }
 
   fail(error: ErrorSummary, outcome: 'failed' | 'lease-lost'): Promise<FinishReply> {

@@ -47,6 +47,7 @@ function join(flight: Flight, init: Partial<CallerInit> = {}): Watched {
       signal: undefined,
       started: performance.now(),
       detailed: false,
+      trace: undefined,
       ...init,
     }),
   );
