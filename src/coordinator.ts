@@ -383,12 +383,12 @@ export class Coordinator {
         lease.stop(),
       );
       if (!reply.ok) {
-        flight.endRun(
-          new LeaseLostError(
-            `Lease lost: the value of "${key}" was not recorded (${reply.reason}); another attempt may have taken over.`,
-            { key },
-          ),
+        const error = new LeaseLostError(
+          `Lease lost: the value of "${key}" was not recorded (${reply.reason}); another attempt may have taken over.`,
+          { key },
         );
+        if (listening('lease-lost')) publish('lease-lost', { ...event(), reason: errorName(error) });
+        flight.endRun(error);
         return undefined;
       }
       if (listening('done')) publish('done', event());

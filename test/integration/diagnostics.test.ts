@@ -182,3 +182,66 @@ describe('point events', () => {
     ]);
   });
 });
+
+describe('with nobody listening', () => {
+  const names = [
+    ...['lead', 'takeover', 'renew', 'lease-lost', 'done', 'fail', 'reset'].map(
+      (event) => `redis-once:${event}`,
+    ),
+    ...['run', 'wait'].flatMap((call) =>
+      ['start', 'end', 'asyncStart', 'asyncEnd', 'error'].map(
+        (event) => `tracing:redis-once:${call}:${event}`,
+      ),
+    ),
+  ];
+
+  /** Counts every publish on redis-once's channels (an own `publish` shadows the prototype's). */
+  function countPublishes(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const name of names) {
+      const channel = diagnostics.channel(name) as diagnostics.Channel & {
+        publish: (message: unknown) => void;
+      };
+      const original = channel.publish;
+      channel.publish = function (this: diagnostics.Channel, message: unknown) {
+        counts.set(name, (counts.get(name) ?? 0) + 1);
+        return original.call(this, message);
+      };
+      cleanups.push(() => Reflect.deleteProperty(channel, 'publish'));
+    }
+    return counts;
+  }
+
+  it('publishes nothing on any channel: leading, following, failing, waiting, resetting, losing a lease', async () => {
+    for (const name of names) expect(diagnostics.channel(name).hasSubscribers, name).toBe(false);
+    const counts = countPublishes();
+    const namespace = `quiet-${randomUUID()}`;
+    const [a, b] = [open(namespace, { maxAttempts: 2 }), open(namespace)];
+    await a.run('k', async () => 'v');
+    await expect(b.runDetailed('k', async () => 'never')).resolves.toMatchObject({ role: 'cached' });
+    await expect(b.wait('k')).resolves.toBe('v');
+    await expect(a.run('f', async () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+    await expect(b.run('f', async () => 'second')).resolves.toBe('second');
+    let running!: () => void;
+    const started = new Promise<void>((resolve) => (running = resolve));
+    const lost = a
+      .run('c', (ctx) => {
+        running();
+        return new Promise((_, reject) =>
+          ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+        );
+      })
+      .catch((e: unknown) => e);
+    await started;
+    await b.reset('c', { force: true });
+    expect(await lost).toMatchObject({ name: 'LeaseLostError' });
+    expect(Object.fromEntries(counts)).toEqual({});
+
+    // The counting itself works: one listener, and its channel alone is published on.
+    const listener = () => {};
+    diagnostics.subscribe('redis-once:lead', listener);
+    cleanups.push(() => diagnostics.unsubscribe('redis-once:lead', listener));
+    await a.run('heard', async () => 'v');
+    expect(Object.fromEntries(counts)).toEqual({ 'redis-once:lead': 1 });
+  });
+});

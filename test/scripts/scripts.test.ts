@@ -683,6 +683,17 @@ describe('complete', () => {
     expect(message?.valueOmitted).toBe(false);
   });
 
+  it("keeps the leader's traceparent (ARGV[8]) as `trace`, in the state and in the message", async () => {
+    const names = fresh();
+    const { token } = await claimed(names);
+    const done = await listen(names.done);
+    const trace = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    expect(await complete(driver, names, completeArgs(token, { trace }))).toEqual({ ok: true });
+    expect(await redis.hget(names.state, 'trace')).toBe(trace);
+    expect(decodeMessage(await done.next())?.state.trace).toBe(trace);
+    expect((await read(driver, names)).state.trace).toBe(trace);
+  });
+
   it('publishes a value of exactly 16 KiB inline', async () => {
     const names = fresh();
     const { token } = await claimed(names);
@@ -1094,6 +1105,13 @@ describe('repair', () => {
     expect(pttl).toBeLessThanOrEqual(50_000);
     expect(await redis.get(names.fence)).toBe('500');
     expect((await read(driver, names)).state).toEqual(doneAt(500));
+  });
+
+  it("copies the leader's traceparent with the state", async () => {
+    const names = fresh();
+    const state = doneAt(500, { trace: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+    expect(await repair(driver, names, { state, statePttl: -1 })).toBe(true);
+    expect((await read(driver, names)).state).toEqual(state);
   });
 
   it('copies a done state that does not expire, with no value, without a TTL', async () => {
