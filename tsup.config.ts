@@ -12,6 +12,16 @@ export default defineConfig([
     target: 'node20',
     // Lua scripts are bundled as strings, so a published package can never ship without them.
     loader: { '.lua': 'text' },
+    // import.meta.url in the CommonJS build too: the standby renewer finds its thread's file by it.
+    shims: true,
+  },
+  {
+    // The standby renewer's thread (src/renewer/thread.ts), loaded by path beside the bundles.
+    entry: { 'renewer-thread': 'src/renewer/thread.ts' },
+    format: ['esm'],
+    sourcemap: true,
+    target: 'node20',
+    loader: { '.lua': 'text' },
   },
   {
     entry: { cli: 'src/cli/main.ts' },

@@ -16,6 +16,7 @@ import { KeyWatch } from './key-watch.js';
 import type { KeyNames } from './keys.js';
 import { Lease } from './lease.js';
 import { leadFrame } from './reentry.js';
+import type { StandbyRenewer } from './renewer/standby.js';
 import { decodeMessage, type Snapshot, type StoredState } from './state.js';
 import type { Claim, HeldLease, Store } from './store/store.js';
 import type { Subscriptions } from './subscriber.js';
@@ -35,6 +36,8 @@ export interface CoordinatorDeps {
   redisTimeoutMs: number;
   /** The instance's maxAttempts, for flights with no fn to run (`wait`). */
   maxAttempts: number;
+  /** Renews leases on another thread while this one is stalled (maxStallMs); none with maxStallMs 0. */
+  standby: StandbyRenewer | undefined;
 }
 
 /** How a flight ends with the key's value: who produced it, and until when memory may keep it. */
@@ -308,7 +311,12 @@ export class Coordinator {
       await held.abandon().catch((error: unknown) => debug('%s: abandon: %s', key, errorText(error)));
       return undefined;
     }
-    lease.start();
+    const { standby } = this.deps;
+    lease.start(
+      standby &&
+        ((watched) =>
+          standby.watch(held.names, held.leaseValue, leaseMs, sentAt, () => watched.refusedElsewhere())),
+    );
     debug('%s: leading attempt %d with token %d', key, claim.attempt, claim.token);
     const previous = previousAttempt(claim.replaced);
     if (previous) {

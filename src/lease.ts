@@ -1,4 +1,6 @@
 import { LeaseLostError } from './errors.js';
+import { prove, provenSentAt, REFUSED, stateOf } from './renewer/cell.js';
+import type { Standby } from './renewer/standby.js';
 import { delayUntil } from './timeout.js';
 
 /**
@@ -16,6 +18,11 @@ import { delayUntil } from './timeout.js';
  * At `abortAt`, `signal` aborts with LeaseLostError: while the lease is still ours in Redis, so fn
  * hears of it before anyone else can take over. A renewal answered after `abortAt` proves nothing.
  * The timers are unref'd and never throw.
+ *
+ * A standby renewer on another thread (src/renewer) may renew too, while this thread is stalled by
+ * synchronous work: the renewals either side proves meet in the lease's shared cell, and validity counts
+ * from the latest. When this thread runs again, its deadline is read from the cell first, so a stall the
+ * standby covered does not read as a loss.
  */
 export interface LeaseTiming {
   readonly leaseMs: number;
@@ -63,9 +70,12 @@ export class Lease {
   private lostReason: unknown;
   private lost = false;
   private lostListener: (() => void) | undefined;
-  private validUntil: number;
+  /** When the last claim or renewal proven by this thread was sent. */
+  private sentAt: number;
   /** When the last proven claim or renewal was answered: Redis expires the lease by then + leaseMs. */
   private repliedAt: number;
+  /** The standby renewer's watch of this lease, from `start` while it runs. */
+  private standby: Standby | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private abortTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -78,7 +88,7 @@ export class Lease {
 
   constructor(private readonly options: LeaseOptions) {
     this.timing = leaseTiming(options.leaseMs);
-    this.validUntil = options.sentAt + options.leaseMs - this.timing.driftMs;
+    this.sentAt = options.sentAt;
     this.repliedAt = options.repliedAt;
   }
 
@@ -87,9 +97,16 @@ export class Lease {
    * lease nothing can be lost, and a renewal timer that fires late (a paused process) finds the
    * deadline passed by itself. Most fns end before either: one timer per lease, not two.
    */
-  start(): void {
+  start(standby?: (lease: Lease) => Standby | undefined): void {
     if (this.stopped || this.lost) return;
+    this.standby = standby?.(this);
     this.armRenewal(this.options.sentAt + this.options.leaseMs / 3);
+  }
+
+  /** The standby renewer was told the lease is not ours: lost, as a refusal here would be. */
+  refusedElsewhere(): void {
+    if (this.stopped || this.lost) return;
+    this.lose(this.refusedError());
   }
 
   /** Aborted (reason: LeaseLostError) when the lease can no longer be trusted. */
@@ -121,7 +138,13 @@ export class Lease {
 
   /** The last instant (performance.now()) at which the lease is ours with room to spare. */
   get abortAt(): number {
-    return this.validUntil - this.timing.guardMs;
+    return this.validUntil() - this.timing.guardMs;
+  }
+
+  /** Validity counts from the latest proven sending, this thread's or the standby's. */
+  private validUntil(): number {
+    const sentAt = this.standby ? Math.max(this.sentAt, provenSentAt(this.standby.cell)) : this.sentAt;
+    return sentAt + this.options.leaseMs - this.timing.driftMs;
   }
 
   /** When the lease expires in Redis at the latest (performance.now()), allowing for clock drift. */
@@ -139,6 +162,7 @@ export class Lease {
     this.stopped = true;
     clearTimeout(this.renewTimer);
     clearTimeout(this.abortTimer);
+    this.standby?.stop();
   }
 
   /**
@@ -164,6 +188,17 @@ export class Lease {
     this.options.onLost?.(reason);
   }
 
+  private refusedError(): unknown {
+    return (
+      this.refusedReason ??
+      new LeaseLostError(
+        `Lease lost: the lease of "${this.options.key}" is not ours any more ` +
+          '(it expired and was taken over, or the key was reset with force).',
+        { key: this.options.key },
+      )
+    );
+  }
+
   private armAbort(): void {
     clearTimeout(this.abortTimer);
     // Timers run on a millisecond clock and may fire a fraction early by performance.now(): look again.
@@ -182,6 +217,10 @@ export class Lease {
   /** Loses the lease once the deadline has passed; a timer that fires late (a paused process) lands here. */
   private checkDeadline(): boolean {
     if (this.stopped || this.lost) return true;
+    if (this.standby && stateOf(this.standby.cell) === REFUSED) {
+      this.lose(this.refusedError());
+      return true;
+    }
     if (performance.now() < this.abortAt) return false;
     this.lose(
       new LeaseLostError(
@@ -210,8 +249,9 @@ export class Lease {
     // Proven only if answered before the deadline we were living on.
     if (this.checkDeadline()) return;
     if (outcome === 'renewed') {
-      this.validUntil = sentAt + this.options.leaseMs - this.timing.driftMs;
+      this.sentAt = sentAt;
       this.repliedAt = performance.now();
+      if (this.standby) prove(this.standby.cell, sentAt);
       this.armAbort();
       this.options.onRenewed?.();
       if (this.renewAgain) {
@@ -219,14 +259,7 @@ export class Lease {
         void this.renewOnce();
       } else this.armRenewal(sentAt + this.options.leaseMs / 3);
     } else if (outcome === 'refused') {
-      this.lose(
-        this.refusedReason ??
-          new LeaseLostError(
-            `Lease lost: the lease of "${this.options.key}" is not ours any more ` +
-              '(it expired and was taken over, or the key was reset with force).',
-            { key: this.options.key },
-          ),
-      );
+      this.lose(this.refusedError());
     } else {
       // Not answered: try again while there is time — at once if this try waited out its bound, after a
       // short pause if it failed fast (a connection being re-established).

@@ -41,6 +41,7 @@ import {
 } from './options.js';
 import { QuorumStore } from './quorum/store.js';
 import { isInside } from './reentry.js';
+import { type StandbyRenewer, standbyRenewer } from './renewer/standby.js';
 import { SingleStore } from './store/single.js';
 import type { Store } from './store/store.js';
 import { Subscriptions } from './subscriber.js';
@@ -127,6 +128,7 @@ class OnceInstance implements Once {
   private readonly subscriptions: Subscriptions[];
   private readonly store: Store;
   private readonly memo: Memo<DoneValue>;
+  private readonly standby: StandbyRenewer | undefined;
   private readonly control: ControlChannel;
   private readonly coordinator: Coordinator;
   /** Coordinations in progress, for close(). */
@@ -143,6 +145,11 @@ class OnceInstance implements Once {
         ? new QuorumStore(this.drivers)
         : new SingleStore(this.drivers[0]!, options.replicaAck);
     this.memo = new Memo(options.memoMaxKeys);
+    this.standby = standbyRenewer(options.specs, {
+      redisTimeoutMs,
+      maxStallMs: options.maxStallMs,
+      logger: options.logger,
+    });
     this.control = new ControlChannel(this.subscriptions, controlChannel(options.namespace), {
       reset: ({ key, fence }) => {
         this.memo.forget(key);
@@ -159,6 +166,7 @@ class OnceInstance implements Once {
       namespace: options.namespace,
       redisTimeoutMs,
       maxAttempts: options.maxAttempts,
+      standby: this.standby,
     });
     // Listen for resets from the start, so a process's first call need not wait for it. A failure here
     // is retried (and reported) by the first call that needs it.
@@ -285,6 +293,7 @@ class OnceInstance implements Once {
       this.memo.lose();
       for (const flight of this.memo.inFlight()) flight.close();
       await this.coordinator.close();
+      await this.standby?.close();
       await Promise.allSettled([...this.flying]);
       await this.store.drain();
       await Promise.allSettled(this.subscriptions.map((subscriptions) => subscriptions.close()));

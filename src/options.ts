@@ -57,6 +57,14 @@ export interface OnceOptions {
    */
   redisTimeoutMs?: number;
   /**
+   * How long a leader whose event loop is blocked (a CPU-bound fn) keeps its lease: while fn runs, a
+   * standby thread with its own connection renews the lease for a stalled event loop, for this long
+   * at most; a loop blocked longer counts as wedged and loses its lease (a follower takes over once it
+   * expires, up to `leaseMs` later). 0 renews on the main thread only, starting no thread.
+   * @default 60_000
+   */
+  maxStallMs?: number;
+  /**
    * Most done keys kept in this process's memory; the oldest are dropped first (a dropped key costs
    * one Redis round trip on its next call).
    * @default 10_000
@@ -117,6 +125,7 @@ export const DEFAULTS = Object.freeze({
   maxAttempts: 3,
   redisTimeoutMs: 5_000,
   memoMaxKeys: 10_000,
+  maxStallMs: 60_000,
 });
 
 export interface ResolvedOptions {
@@ -127,6 +136,7 @@ export interface ResolvedOptions {
   maxAttempts: number;
   doneTtlMs: number | undefined;
   redisTimeoutMs: number;
+  maxStallMs: number;
   memoMaxKeys: number;
   nodeId: string;
   replicaAck: { replicas: number; timeoutMs: number } | undefined;
@@ -142,6 +152,7 @@ const KNOWN_OPTIONS = new Set([
   'maxAttempts',
   'doneTtlMs',
   'redisTimeoutMs',
+  'maxStallMs',
   'memoMaxKeys',
   'nodeId',
   'replicaAck',
@@ -180,6 +191,7 @@ export function resolveOptions(options: OnceOptions): ResolvedOptions {
     maxAttempts: count('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1),
     doneTtlMs: optionalDuration('doneTtlMs', options.doneTtlMs),
     redisTimeoutMs: duration('redisTimeoutMs', options.redisTimeoutMs, DEFAULTS.redisTimeoutMs),
+    maxStallMs: count('maxStallMs', options.maxStallMs, DEFAULTS.maxStallMs, 0),
     memoMaxKeys: count('memoMaxKeys', options.memoMaxKeys, DEFAULTS.memoMaxKeys, 0),
     replicaAck: checkReplicaAck(options.replicaAck, options.redisTimeoutMs ?? DEFAULTS.redisTimeoutMs),
     logger: checkLogger(options.logger),

@@ -69,10 +69,15 @@ export type Claim =
 export class HeldLease {
   constructor(
     private readonly store: Store,
-    private readonly names: KeyNames,
+    readonly names: KeyNames,
     private readonly ref: LeaseRef,
     private readonly leaseMs: number,
   ) {}
+
+  /** The lease's own value: what a renewal on another thread must present (src/renewer). */
+  get leaseValue(): string {
+    return this.ref.leaseValue;
+  }
 
   renew(withinMs: number): Promise<RenewOutcome> {
     return this.store.renew(this.names, { ...this.ref, leaseMs: this.leaseMs }, withinMs);

@@ -1,0 +1,199 @@
+/**
+ * The leader thread's side of the standby renewer (thread.ts): one worker thread per Once instance,
+ * started when the instance first leads and ended when it has led nothing for a while (or closes), so a
+ * process that never leads pays nothing and a burst of leads shares one thread.
+ *
+ * While any lease is watched, a heartbeat timer on this thread writes its sign of life to shared memory
+ * (cell.ts); the thread renews a watched lease only while this thread is stalled, and for at most
+ * maxStallMs of stall. Renewals it proves land in the lease's cell, where `Lease` reads them.
+ */
+import { Worker } from 'node:worker_threads';
+import createDebug from 'debug';
+import type { RedisSpec } from '../drivers/index.js';
+import type { KeyNames } from '../keys.js';
+import type { OnceLogger } from '../options.js';
+import { beat, endCell, newCell, newHeartbeat, STOPPED } from './cell.js';
+import { type RenewerConnection, renewerConnection } from './connection.js';
+import type { ThreadConfig, ToMain, ToThread } from './messages.js';
+
+const debug = createDebug('redis-once:renewer');
+
+/** How often this thread shows it is alive while it leads. */
+const BEAT_MS = 100;
+/** The thread stays this long after its last lease, for the next lead of a burst. */
+const LINGER_MS = 5_000;
+
+/** A lease the standby renewer watches: its cell, and how to stop watching. */
+export interface Standby {
+  readonly cell: BigInt64Array;
+  /** Never renew this lease again (fn settled, the lease was lost, or the instance is closing). */
+  stop(): void;
+}
+
+export interface StandbyOptions {
+  connections: RenewerConnection[];
+  redisTimeoutMs: number;
+  maxStallMs: number;
+  logger: OnceLogger | undefined;
+}
+
+/**
+ * The instance's standby renewer, or undefined: with maxStallMs 0, or when the connection cannot be
+ * handed to a thread (said once through the logger: leases then renew on the main thread alone).
+ */
+export function standbyRenewer(
+  specs: readonly RedisSpec[],
+  options: Omit<StandbyOptions, 'connections'>,
+): StandbyRenewer | undefined {
+  if (options.maxStallMs === 0) return undefined;
+  const connections: RenewerConnection[] = [];
+  for (const spec of specs) {
+    const derived = renewerConnection(spec);
+    if ('unsupported' in derived) {
+      options.logger?.warn(
+        { event: 'renewer-unavailable', reason: derived.unsupported },
+        `redis-once: no standby renewer for ${derived.unsupported}; leases renew on the main thread only (maxStallMs does not apply)`,
+      );
+      debug('no standby renewer: %s', derived.unsupported);
+      return undefined;
+    }
+    connections.push(derived.connection);
+  }
+  return new StandbyRenewer({ ...options, connections });
+}
+
+export class StandbyRenewer {
+  private worker: Worker | undefined;
+  private readonly heartbeat = newHeartbeat();
+  private beatTimer: NodeJS.Timeout | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private readonly refusedListeners = new Map<number, () => void>();
+  private nextId = 0;
+  private broken = false;
+  private closed = false;
+
+  constructor(private readonly options: StandbyOptions) {}
+
+  /**
+   * Watches a lease from now on (fn is about to run). `onRefused` runs, on this thread, if the renewer
+   * finds the lease is not ours; undefined when no renewer can run (closed, or its thread failed).
+   */
+  watch(
+    names: KeyNames,
+    leaseValue: string,
+    leaseMs: number,
+    provenSentAt: number,
+    onRefused: () => void,
+  ): Standby | undefined {
+    if (this.closed || this.broken) return undefined;
+    const worker = this.start();
+    const id = ++this.nextId;
+    const cell = newCell(provenSentAt);
+    this.refusedListeners.set(id, onRefused);
+    this.post(worker, { type: 'watch', id, cell, names, leaseValue, leaseMs });
+    this.startBeating();
+    let stopped = false;
+    return {
+      cell,
+      stop: () => {
+        if (stopped) return;
+        stopped = true;
+        endCell(cell, STOPPED);
+        this.refusedListeners.delete(id);
+        if (this.worker === worker) this.post(worker, { type: 'unwatch', id });
+        if (this.refusedListeners.size === 0) this.idle();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stopBeating();
+    clearTimeout(this.lingerTimer);
+    const worker = this.worker;
+    this.worker = undefined;
+    if (worker) await worker.terminate();
+  }
+
+  private start(): Worker {
+    clearTimeout(this.lingerTimer);
+    if (this.worker) return this.worker;
+    const config: ThreadConfig = {
+      connections: this.options.connections,
+      redisTimeoutMs: this.options.redisTimeoutMs,
+      heartbeat: this.heartbeat,
+      beatMs: BEAT_MS,
+      maxStallMs: this.options.maxStallMs,
+    };
+    const { file, execArgv } = threadFile();
+    const worker = new Worker(file, { workerData: config, execArgv });
+    // Never what keeps a process alive: the leases it watches keep their own timers here.
+    worker.unref();
+    worker.on('message', (message: ToMain) => {
+      if (message.type === 'refused') this.refusedListeners.get(message.id)?.();
+    });
+    worker.on('error', (error) => this.fail(worker, error));
+    worker.on('exit', (code) => {
+      if (this.worker === worker && !this.closed) this.fail(worker, new Error(`exited with code ${code}`));
+    });
+    this.worker = worker;
+    debug('standby renewer started');
+    return worker;
+  }
+
+  /** The thread is gone: leases go on renewing on this thread alone, as with maxStallMs 0. */
+  private fail(worker: Worker, error: Error): void {
+    if (this.worker !== worker) return;
+    this.worker = undefined;
+    this.broken = true;
+    this.stopBeating();
+    this.options.logger?.warn(
+      { event: 'renewer-failed', error: error.message },
+      'redis-once: the standby renewer thread failed; leases renew on the main thread only (a long synchronous fn may lose its lease)',
+    );
+    debug('standby renewer failed: %s', error.message);
+  }
+
+  private post(worker: Worker, message: ToThread): void {
+    worker.postMessage(message);
+  }
+
+  private idle(): void {
+    this.stopBeating();
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = setTimeout(() => {
+      const worker = this.worker;
+      this.worker = undefined;
+      if (worker) void worker.terminate();
+      debug('standby renewer ended (idle)');
+    }, LINGER_MS);
+    this.lingerTimer.unref();
+  }
+
+  private startBeating(): void {
+    beat(this.heartbeat);
+    if (this.beatTimer) return;
+    this.beatTimer = setInterval(() => beat(this.heartbeat), BEAT_MS);
+    this.beatTimer.unref();
+  }
+
+  private stopBeating(): void {
+    clearInterval(this.beatTimer);
+    this.beatTimer = undefined;
+  }
+}
+
+/**
+ * The thread's entry: the built file beside this bundle, or, when redis-once runs from its sources
+ * (its own tests), the TypeScript file through the loaders the tests use.
+ */
+function threadFile(): { file: URL; execArgv: string[] } {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    return {
+      file: new URL('./thread.ts', here),
+      execArgv: ['--import', 'tsx', '--import', new URL('../../scripts/register-lua.mjs', here).href],
+    };
+  }
+  return { file: new URL('./renewer-thread.js', here), execArgv: [] };
+}

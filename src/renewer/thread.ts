@@ -1,0 +1,175 @@
+/**
+ * The standby renewer's thread: its own event loop and its own connection(s), so it can renew a lease
+ * while the leader's thread is busy with synchronous work and cannot run its timers.
+ *
+ * It stands by. The leader's thread renews its own leases as always; this thread renews one only when
+ * all of these hold:
+ *   - the lease is RUNNING in its cell (never after fn settled, after a loss, a refusal, or close);
+ *   - the last proven claim or renewal was sent half a lease ago or more (the leader's own renewal is
+ *     due at a third: it is late);
+ *   - the leader's thread is stalled — no heartbeat for a while — but for no longer than maxStallMs. A
+ *     leader that is awake but cannot reach Redis is not helped: its own timers abort fn, as always;
+ *     a wedged one (stalled past maxStallMs) loses its lease, as always.
+ *   - the lease can still be trusted: before its abort instant (the leader's rule, lease.ts).
+ * A renewal is proven by its reply (on a quorum, a majority's) and recorded in the cell from the instant
+ * it was sent; a refusal marks the cell REFUSED and tells the leader's thread. Every timer here is
+ * unref'd; the thread ends when its parent terminates it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Cluster, Redis } from 'ioredis';
+import { IoredisDriver } from '../drivers/ioredis.js';
+import type { KeyNames } from '../keys.js';
+import { type LeaseTiming, leaseTiming } from '../lease.js';
+import { renew } from '../scripts.js';
+import { countRenewal, endCell, lastBeat, prove, provenSentAt, REFUSED, RUNNING, stateOf } from './cell.js';
+import type { RenewerConnection } from './connection.js';
+import type { ThreadConfig, ToMain, ToThread } from './messages.js';
+
+const config = workerData as ThreadConfig;
+const drivers = config.connections.map(
+  (connection) =>
+    new IoredisDriver(open(connection, config.redisTimeoutMs), true, config.redisTimeoutMs, 'renewer'),
+);
+const majority = Math.floor(drivers.length / 2) + 1;
+const heartbeat = config.heartbeat;
+const watched = new Map<number, Watch>();
+
+interface Watch {
+  cell: BigInt64Array;
+  names: KeyNames;
+  leaseValue: string;
+  leaseMs: number;
+  timing: LeaseTiming;
+  /** Without a heartbeat this long, the leader's thread counts as stalled (see `stalledAfter`). */
+  stalledAfterMs: number;
+  timer: NodeJS.Timeout | undefined;
+  renewing: boolean;
+}
+
+/** Connects at once, not at the first renewal: a stalled leader cannot wait for a handshake. */
+function open(connection: RenewerConnection, timeoutMs: number): Redis | Cluster {
+  const failFast = {
+    enableOfflineQueue: false,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 1,
+    disconnectTimeout: 200,
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 1000),
+  };
+  const client =
+    connection.kind === 'url'
+      ? new Redis(connection.url, failFast)
+      : connection.kind === 'redis'
+        ? new Redis({ ...connection.options, ...failFast })
+        : new Cluster(connection.nodes as never, {
+            enableOfflineQueue: false,
+            redisOptions: { ...connection.redisOptions, ...failFast },
+          });
+  return client;
+}
+
+function send(message: ToMain): void {
+  parentPort!.postMessage(message);
+}
+
+parentPort!.on('message', (message: ToThread) => {
+  if (message.type === 'watch') {
+    const watch: Watch = {
+      cell: message.cell,
+      names: message.names,
+      leaseValue: message.leaseValue,
+      leaseMs: message.leaseMs,
+      timing: leaseTiming(message.leaseMs),
+      stalledAfterMs: stalledAfter(message.leaseMs),
+      timer: undefined,
+      renewing: false,
+    };
+    watched.set(message.id, watch);
+    schedule(message.id, watch);
+  } else if (message.type === 'unwatch') {
+    const watch = watched.get(message.id);
+    clearTimeout(watch?.timer);
+    watched.delete(message.id);
+  }
+});
+send({ type: 'ready' });
+
+/**
+ * How long without a heartbeat means stalled, for a lease of `leaseMs`: short enough to act at half the
+ * lease, when the leader's own renewal (due at a third) is late; never under two beats, so a leader
+ * that is awake — its timers a little late under load — is not taken for a stalled one.
+ */
+function stalledAfter(leaseMs: number): number {
+  return Math.max(2 * config.beatMs, Math.min(1_000, leaseMs / 4));
+}
+
+/** The next look at `watch`: when its leader's own renewal is overdue, or sooner. */
+function schedule(id: number, watch: Watch): void {
+  clearTimeout(watch.timer);
+  const due = provenSentAt(watch.cell) + watch.leaseMs / 2;
+  // Look again at least this often: the leader may stall, or wake, at any moment.
+  const every = Math.min(250, watch.leaseMs / 10);
+  const delay = Math.min(Math.max(0, due - performance.now()), every);
+  watch.timer = setTimeout(() => void look(id, watch), delay);
+  watch.timer.unref();
+}
+
+async function look(id: number, watch: Watch): Promise<void> {
+  if (watched.get(id) !== watch || stateOf(watch.cell) !== RUNNING || watch.renewing) return;
+  const now = performance.now();
+  const sentAt = provenSentAt(watch.cell);
+  const abortAt = sentAt + watch.leaseMs - watch.timing.driftMs - watch.timing.guardMs;
+  if (now >= abortAt) {
+    // Past trusting: the leader's thread loses it when it wakes. Nothing more to do here.
+    watched.delete(id);
+    return;
+  }
+  const stalledFor = now - lastBeat(heartbeat);
+  const overdue = now >= sentAt + watch.leaseMs / 2;
+  if (!overdue || stalledFor < watch.stalledAfterMs || stalledFor > config.maxStallMs) {
+    schedule(id, watch);
+    return;
+  }
+  watch.renewing = true;
+  const outcome = await renewOn(watch, Math.max(1, (abortAt - now) / 2));
+  watch.renewing = false;
+  if (watched.get(id) !== watch) return;
+  if (outcome === 'renewed' && performance.now() < abortAt) {
+    prove(watch.cell, now);
+    countRenewal(watch.cell);
+  } else if (outcome === 'refused') {
+    endCell(watch.cell, REFUSED);
+    watched.delete(id);
+    send({ type: 'refused', id });
+    return;
+  }
+  schedule(id, watch);
+}
+
+/** One renewal on every master; proven by a majority's yes, refused by a majority's no. */
+async function renewOn(watch: Watch, withinMs: number): Promise<'renewed' | 'refused' | 'unanswered'> {
+  const replies = await Promise.all(
+    drivers.map((driver) =>
+      within(renew(driver, watch.names, { leaseValue: watch.leaseValue, leaseMs: watch.leaseMs }), withinMs),
+    ),
+  );
+  if (replies.filter((reply) => reply === true).length >= majority) return 'renewed';
+  if (replies.filter((reply) => reply === false).length >= majority) return 'refused';
+  return 'unanswered';
+}
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref();
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      },
+    );
+  });
+}
