@@ -7,6 +7,8 @@
  * (cell.ts); the thread renews a watched lease only while this thread is stalled, and for at most
  * maxStallMs of stall. Renewals it proves land in the lease's cell, where `Lease` reads them.
  */
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import createDebug from 'debug';
 import type { RedisSpec } from '../drivers/index.js';
@@ -86,7 +88,15 @@ export class StandbyRenewer {
     onRefused: () => void,
   ): Standby | undefined {
     if (this.closed || this.broken) return undefined;
-    const worker = this.start();
+    let worker: Worker;
+    try {
+      worker = this.start();
+    } catch (error) {
+      // No thread file here (a bundle that left it out, say): as with maxStallMs 0.
+      this.broken = true;
+      this.warnFailed(error as Error);
+      return undefined;
+    }
     const id = ++this.nextId;
     const cell = newCell(provenSentAt);
     this.refusedListeners.set(id, onRefused);
@@ -125,8 +135,7 @@ export class StandbyRenewer {
       beatMs: BEAT_MS,
       maxStallMs: this.options.maxStallMs,
     };
-    const { file, execArgv } = threadFile();
-    const worker = new Worker(file, { workerData: config, execArgv });
+    const worker = startThread(config);
     // Never what keeps a process alive: the leases it watches keep their own timers here.
     worker.unref();
     worker.on('message', (message: ToMain) => {
@@ -147,6 +156,10 @@ export class StandbyRenewer {
     this.worker = undefined;
     this.broken = true;
     this.stopBeating();
+    this.warnFailed(error);
+  }
+
+  private warnFailed(error: Error): void {
     this.options.logger?.warn(
       { event: 'renewer-failed', error: error.message },
       'redis-once: the standby renewer thread failed; leases renew on the main thread only (a long synchronous fn may lose its lease)',
@@ -184,16 +197,23 @@ export class StandbyRenewer {
 }
 
 /**
- * The thread's entry: the built file beside this bundle, or, when redis-once runs from its sources
- * (its own tests), the TypeScript file through the loaders the tests use.
+ * The thread: the built file beside this bundle, or, when redis-once runs from its sources (its own
+ * tests), the TypeScript file, through the loaders the tests use (registered in the thread itself:
+ * Node 20 does not pass `--import` hooks on to a worker).
  */
-function threadFile(): { file: URL; execArgv: string[] } {
+function startThread(config: ThreadConfig): Worker {
   const here = import.meta.url;
-  if (here.endsWith('.ts')) {
-    return {
-      file: new URL('./thread.ts', here),
-      execArgv: ['--import', 'tsx', '--import', new URL('../../scripts/register-lua.mjs', here).href],
-    };
-  }
-  return { file: new URL('./renewer-thread.js', here), execArgv: [] };
+  if (typeof here !== 'string') throw new Error('no module URL to find the renewer thread by');
+  if (!here.endsWith('.ts')) return new Worker(new URL('./renewer-thread.js', here), { workerData: config });
+  // tsx's ESM entry (its CommonJS one cannot register hooks from a worker).
+  const tsx = createRequire(here)
+    .resolve('tsx/esm/api')
+    .replace(/\.cjs$/, '.mjs');
+  const lua = new URL('../../scripts/register-lua.mjs', here).href;
+  const thread = new URL('./thread.ts', here).href;
+  const boot = `import(${JSON.stringify(pathToFileURL(tsx).href)})
+    .then(({ register }) => register())
+    .then(() => import(${JSON.stringify(lua)}))
+    .then(() => import(${JSON.stringify(thread)}))`;
+  return new Worker(boot, { eval: true, workerData: config });
 }

@@ -2,27 +2,21 @@
  * The standby renewer's thread: its own event loop and its own connection(s), so it can renew a lease
  * while the leader's thread is busy with synchronous work and cannot run its timers.
  *
- * It stands by. The leader's thread renews its own leases as always; this thread renews one only when
- * all of these hold:
- *   - the lease is RUNNING in its cell (never after fn settled, after a loss, a refusal, or close);
- *   - the last proven claim or renewal was sent half a lease ago or more (the leader's own renewal is
- *     due at a third: it is late);
- *   - the leader's thread is stalled — no heartbeat for a while — but for no longer than maxStallMs. A
- *     leader that is awake but cannot reach Redis is not helped: its own timers abort fn, as always;
- *     a wedged one (stalled past maxStallMs) loses its lease, as always.
- *   - the lease can still be trusted: before its abort instant (the leader's rule, lease.ts).
- * A renewal is proven by its reply (on a quorum, a majority's) and recorded in the cell from the instant
- * it was sent; a refusal marks the cell REFUSED and tells the leader's thread. Every timer here is
- * unref'd; the thread ends when its parent terminates it.
+ * It stands by: the leader's thread renews its own leases as always, and this one renews a watched
+ * lease only when decision.ts says so (the leader's thread is stalled, not wedged, and late). A
+ * renewal is proven by its reply (on a quorum, a majority's) and recorded in the lease's cell from the
+ * instant it was sent; a refusal marks the cell REFUSED and tells the leader's thread. A cell no longer
+ * RUNNING (fn settled, the lease lost, the instance closing) is never renewed again. Every timer here
+ * is unref'd; the thread ends when its parent terminates it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Cluster, Redis } from 'ioredis';
 import { IoredisDriver } from '../drivers/ioredis.js';
 import type { KeyNames } from '../keys.js';
-import { type LeaseTiming, leaseTiming } from '../lease.js';
 import { renew } from '../scripts.js';
 import { countRenewal, endCell, lastBeat, prove, provenSentAt, REFUSED, RUNNING, stateOf } from './cell.js';
 import type { RenewerConnection } from './connection.js';
+import { abortAtOf, standbyMove } from './decision.js';
 import type { ThreadConfig, ToMain, ToThread } from './messages.js';
 
 const config = workerData as ThreadConfig;
@@ -39,7 +33,6 @@ interface Watch {
   names: KeyNames;
   leaseValue: string;
   leaseMs: number;
-  timing: LeaseTiming;
   /** Without a heartbeat this long, the leader's thread counts as stalled (see `stalledAfter`). */
   stalledAfterMs: number;
   timer: NodeJS.Timeout | undefined;
@@ -78,7 +71,6 @@ parentPort!.on('message', (message: ToThread) => {
       names: message.names,
       leaseValue: message.leaseValue,
       leaseMs: message.leaseMs,
-      timing: leaseTiming(message.leaseMs),
       stalledAfterMs: stalledAfter(message.leaseMs),
       timer: undefined,
       renewing: false,
@@ -117,23 +109,28 @@ async function look(id: number, watch: Watch): Promise<void> {
   if (watched.get(id) !== watch || stateOf(watch.cell) !== RUNNING || watch.renewing) return;
   const now = performance.now();
   const sentAt = provenSentAt(watch.cell);
-  const abortAt = sentAt + watch.leaseMs - watch.timing.driftMs - watch.timing.guardMs;
-  if (now >= abortAt) {
-    // Past trusting: the leader's thread loses it when it wakes. Nothing more to do here.
+  const move = standbyMove({
+    now,
+    provenSentAt: sentAt,
+    lastBeat: lastBeat(heartbeat),
+    leaseMs: watch.leaseMs,
+    stalledAfterMs: watch.stalledAfterMs,
+    maxStallMs: config.maxStallMs,
+  });
+  if (move.kind === 'drop') {
     watched.delete(id);
     return;
   }
-  const stalledFor = now - lastBeat(heartbeat);
-  const overdue = now >= sentAt + watch.leaseMs / 2;
-  if (!overdue || stalledFor < watch.stalledAfterMs || stalledFor > config.maxStallMs) {
+  if (move.kind === 'wait') {
     schedule(id, watch);
     return;
   }
   watch.renewing = true;
-  const outcome = await renewOn(watch, Math.max(1, (abortAt - now) / 2));
+  const outcome = await renewOn(watch, move.withinMs);
   watch.renewing = false;
   if (watched.get(id) !== watch) return;
-  if (outcome === 'renewed' && performance.now() < abortAt) {
+  // Proven only if answered while the lease it extends could still be trusted (lease.ts's rule).
+  if (outcome === 'renewed' && performance.now() < abortAtOf(sentAt, watch.leaseMs)) {
     prove(watch.cell, now);
     countRenewal(watch.cell);
   } else if (outcome === 'refused') {

@@ -9,6 +9,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LeaseLostError } from '../../src/errors.js';
 import { Lease, leaseTiming, type RenewOutcome } from '../../src/lease.js';
+import { endCell, newCell, prove, provenSentAt, REFUSED, STOPPED, stateOf } from '../../src/renewer/cell.js';
 import { type Gate, gate } from '../helpers/gate.js';
 
 const LEASE_MS = 3000;
@@ -345,5 +346,75 @@ describe('Lease', () => {
     l.start();
     expect(unref).toHaveBeenCalledTimes(1);
     l.stop();
+  });
+});
+
+describe('with a standby renewer (src/renewer)', () => {
+  /** A standby as the renewer's thread would leave it: a cell it proves renewals in. */
+  function standby(sentAt: number) {
+    const cell = newCell(sentAt);
+    const stop = vi.fn(() => endCell(cell, STOPPED));
+    return { cell, stop };
+  }
+
+  it('counts validity from a renewal the standby proved: the abort does not come while this thread was stalled', async () => {
+    const { lease: l, renewals } = lease();
+    const s = standby(t0);
+    l.start(() => s);
+    const signal = l.signal;
+    // This thread stalls through its own renewal time; the standby renews, sent at t0 + 1500.
+    prove(s.cell, t0 + 1500);
+    advanceTo(t0 + 2668 + 100);
+    await flush();
+    expect(signal.aborted).toBe(false);
+    expect(l.isValid()).toBe(true);
+    expect(l.abortAt).toBe(t0 + 1500 + 2668);
+    // Its own renewal, sent before the standby's, is answered now: the later proof still counts.
+    expect(renewals[0]!.at).toBe(t0 + 1000);
+    await answer(renewals[0], 'renewed');
+    expect(l.abortAt).toBe(t0 + 1500 + 2668);
+    expect(provenSentAt(s.cell)).toBeCloseTo(t0 + 1500, 2);
+    // Its next one (due at once: its schedule is its own proof's) raises the cell for the standby.
+    vi.advanceTimersByTime(0);
+    expect(renewals[1]!.at).toBe(t0 + 2768);
+    await answer(renewals[1], 'renewed');
+    expect(l.abortAt).toBe(renewals[1]!.at + 2668);
+    expect(provenSentAt(s.cell)).toBeCloseTo(renewals[1]!.at, 2);
+  });
+
+  it('never counts a proof the cell holds from before its own (a cell only rises)', () => {
+    const s = standby(t0 + 1000);
+    prove(s.cell, t0 + 500);
+    expect(provenSentAt(s.cell)).toBeCloseTo(t0 + 1000, 2);
+  });
+
+  it('a refusal the standby met is a loss here, at the next look', async () => {
+    const { lease: l } = lease();
+    const s = standby(t0);
+    l.start(() => s);
+    endCell(s.cell, REFUSED);
+    l.refusedElsewhere();
+    expect(l.isLost).toBe(true);
+    expect(l.reason).toBeInstanceOf(LeaseLostError);
+    expect((l.reason as Error).message).toMatch(/not ours any more/);
+  });
+
+  it('stopping the lease (fn settled) or losing it stops the standby for good', () => {
+    const first = standby(t0);
+    const a = lease().lease;
+    a.start(() => first);
+    a.stop();
+    expect(first.stop).toHaveBeenCalledOnce();
+    expect(stateOf(first.cell)).toBe(STOPPED);
+
+    const second = standby(t0);
+    const b = lease().lease;
+    b.start(() => second);
+    b.lose(new LeaseLostError('taken', { key: 'k' }));
+    expect(second.stop).toHaveBeenCalled();
+    expect(stateOf(second.cell)).toBe(STOPPED);
+    // A cell ended once keeps its first ending.
+    endCell(second.cell, REFUSED);
+    expect(stateOf(second.cell)).toBe(STOPPED);
   });
 });
