@@ -1,5 +1,11 @@
+/**
+ * redis-once: run an initialization exactly once across a cluster of Node.js processes, backed by Redis.
+ * @module redis-once
+ */
 export type { OnceContext, PreviousAttempt, PreviousOutcome } from './context.js';
 export type { RedisClient, RedisSpec } from './drivers/index.js';
+export type { IoredisLike } from './drivers/ioredis.js';
+export type { NodeRedisClient, NodeRedisCluster } from './drivers/node-redis.js';
 export type { ErrorSummary, OnceErrorCode } from './errors.js';
 export {
   LeaseLostError,

@@ -9,6 +9,7 @@
  * leader stores beside the value, and a `bind` that runs fn inside the span, so the work's own spans
  * nest under `redis-once.run`. A follower, here or in another process, ends with the leader's
  * traceparent and links its span to the leader's: one trace shows the run and everyone who waited.
+ * @module redis-once/otel
  */
 import {
   type Attributes,
