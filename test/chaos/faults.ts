@@ -110,7 +110,14 @@ export const FAULTS: readonly Fault[] = [
     id: 'leader-event-loop-blocked',
     fault: "leader's event loop blocked by CPU-bound work for twice its lease",
     guarantee:
-      "no renewal or abort can run meanwhile: a follower takes over at the lease deadline; the blocked fn's caller gets LeaseLostError when fn returns, its write is refused (issue 11's off-thread renewal is the cure)",
+      'the standby renewer (another thread, its own connection) renews the lease while the loop is stalled: fn runs once, nobody takes over, its write is accepted',
+    test: 'test/chaos/process-faults.test.ts',
+  },
+  {
+    id: 'leader-event-loop-wedged',
+    fault: "leader's event loop blocked past maxStallMs (a wedged loop), for twice its lease",
+    guarantee:
+      "no more renewals once the stall passes maxStallMs: a follower takes over at the lease deadline; the wedged fn's caller gets LeaseLostError when fn returns, its write is refused",
     test: 'test/chaos/process-faults.test.ts',
   },
   {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createOnce } from '../../src/index.js';
 import { CLIENT_KINDS, type ClientKind } from '../helpers/clients.js';
+import { startProxy } from '../helpers/proxy.js';
 import { canInjectFaults, type RedisServer, startRedis } from '../helpers/redis-server.js';
 import { killAllWorkers, Worker, type WorkerConfig } from '../helpers/worker.js';
 
@@ -109,6 +110,73 @@ describe.skipIf(!canInjectFaults).each(CLIENT_KINDS)('a leader that dies or stal
       expect(status).toMatchObject({ state: 'done', owner: 'fresh', value: { by: 'fresh' } });
     } finally {
       await once.close();
+    }
+  });
+
+  it('keeps its lease through a synchronous block of 3 × its lease (the standby renewer): fn runs once, nobody takes over', async () => {
+    const namespace = `busy-${randomUUID()}`;
+    const busy = await Worker.start(config(namespace, 'busy', { blockMs: 3 * LEASE_MS, fnMs: 0 }));
+    const follower = await Worker.start(config(namespace, 'waiting'));
+    busy.go();
+    const first = await busy.next((e) => e.type === 'fn-start');
+    follower.go();
+    await Promise.all([busy.finished(), follower.finished()]);
+
+    if (first.type !== 'fn-start') throw new Error('unreachable');
+    expect(follower.fnStarts()).toEqual([]);
+    expect(busy.fnStarts()).toHaveLength(1);
+    expect([...busy.errors(), ...follower.errors()]).toEqual([]);
+    expect(busy.events.filter((e) => e.type === 'fn-aborted')).toEqual([]);
+    const value = { by: 'busy', token: first.fencingToken };
+    expect([...busy.results(), ...follower.results()].map((r) => r.value)).toEqual(Array(6).fill(value));
+    expect(follower.results().map((r) => r.role)).toEqual(['follower', 'follower', 'follower']);
+  });
+
+  it('loses its lease when blocked past maxStallMs (a wedged loop): a follower takes over, as without the standby', async () => {
+    const namespace = `wedged-${randomUUID()}`;
+    const wedged = await Worker.start(
+      config(namespace, 'wedged', { blockMs: 3 * LEASE_MS, fnMs: 0, maxStallMs: LEASE_MS / 2 }),
+    );
+    const follower = await Worker.start(config(namespace, 'fresh'));
+    wedged.go();
+    const first = await wedged.next((e) => e.type === 'fn-start');
+    follower.go();
+    await Promise.all([wedged.finished(), follower.finished()]);
+
+    if (first.type !== 'fn-start') throw new Error('unreachable');
+    const takeover = follower.fnStarts()[0]!;
+    expect(takeover).toMatchObject({ attempt: 2, previous: { owner: 'wedged', outcome: 'crashed' } });
+    expect(takeover.fencingToken).toBeGreaterThan(first.fencingToken);
+    expect(wedged.errors().map((e) => e.name)).toEqual(['LeaseLostError']);
+    expect(wedged.results().map((r) => r.value)).toEqual(
+      Array(2).fill({ by: 'fresh', token: takeover.fencingToken }),
+    );
+  });
+
+  it('loses its lease when blocked while Redis is unreachable for the renewer too: taken over, fn told when it returns', async () => {
+    const namespace = `cutoff-${randomUUID()}`;
+    const proxy = await startProxy(redis);
+    try {
+      // fn blocks long enough for the proxy to be black-holed before the standby's first renewal.
+      const busy = await Worker.start(
+        config(namespace, 'cutoff', { url: proxy.url, blockMs: 3 * LEASE_MS, fnMs: 0, redisTimeoutMs: 500 }),
+      );
+      const follower = await Worker.start(config(namespace, 'fresh'));
+      busy.go();
+      const first = await busy.next((e) => e.type === 'fn-start');
+      proxy.set({ kind: 'blackhole' });
+      follower.go();
+      await follower.finished();
+      proxy.set({ kind: 'pass' });
+      await busy.finished();
+
+      if (first.type !== 'fn-start') throw new Error('unreachable');
+      const takeover = follower.fnStarts()[0]!;
+      expect(takeover).toMatchObject({ attempt: 2, previous: { owner: 'cutoff', outcome: 'crashed' } });
+      expect(busy.events).toContainEqual({ type: 'fn-aborted', nodeId: 'cutoff', reason: 'LeaseLostError' });
+      expect(busy.errors().map((e) => e.name)).toEqual(['LeaseLostError']);
+    } finally {
+      await proxy.close();
     }
   });
 });

@@ -243,32 +243,29 @@ describe.skipIf(!canInjectFaults)('redis-server restarted without persistence', 
 });
 
 describe.skipIf(!canInjectFaults)('a leader whose event loop is blocked', () => {
-  it('past its lease by CPU-bound work: a follower takes over; the blocked caller gets LeaseLostError, its write is refused', async () => {
+  it('for twice its lease by CPU-bound work: the standby renewer keeps its lease; fn runs once, its write is the one accepted', async () => {
     const namespace = `blocked-${randomUUID()}`;
     const key = `${namespace}:${KEY}`;
-    // fn blocks its event loop for 2 s of a 1 s lease: no renewal can run, nor the abort timer.
+    // fn blocks its event loop for 2 s of a 1 s lease: its own timers cannot run meanwhile.
     const blocked = await Worker.start(config(namespace, 'blocked', { blockMs: 2000, fnMs: 0 }));
     const follower = await Worker.start(config(namespace, 'follower'));
     blocked.go();
     const first = await blocked.next((e) => e.type === 'fn-start');
     const faultAt = performance.now();
     follower.go();
-    await follower.finished();
-    await blocked.finished();
-    await waitFor(() => h.ledger.refused(key).length + h.ledger.accepted(key).length === 2, {
-      what: 'both to write the ledger',
+    await Promise.all([follower.finished(), blocked.finished()]);
+    await waitFor(() => h.ledger.accepted(key).length === 1, {
+      what: 'the blocked leader to write the ledger',
     });
     const settleMs = Math.max(blocked.lastSettledAt()!, follower.lastSettledAt()!) - faultAt;
 
     if (first.type !== 'fn-start') throw new Error('unreachable');
-    const takeover = follower.fnStarts()[0]!;
-    expect(takeover).toMatchObject({ attempt: 2, previous: { outcome: 'crashed', owner: 'blocked' } });
-    // What its callers see: fn's own caller, LeaseLostError once fn returns (the lease expired while
-    // the loop was blocked); the others, the follower's value.
-    expect(blocked.errors().map((e) => e.name)).toEqual(['LeaseLostError']);
-    expect(blocked.results().map((r) => r.value.by)).toEqual(['follower', 'follower']);
-    expect(h.ledger.accepted(key).map((w) => w.by)).toEqual(['follower']);
-    expect(h.ledger.refused(key)).toEqual([{ key, token: first.fencingToken, by: 'blocked' }]);
+    expect(follower.fnStarts()).toEqual([]);
+    expect([...blocked.errors(), ...follower.errors()]).toEqual([]);
+    const value = { by: 'blocked', token: first.fencingToken };
+    expect([...blocked.results(), ...follower.results()].map((r) => r.value)).toEqual(Array(6).fill(value));
+    expect(h.ledger.accepted(key)).toEqual([{ key, token: first.fencingToken, by: 'blocked' }]);
+    expect(h.ledger.refused(key)).toEqual([]);
     recordFault({
       id: 'leader-event-loop-blocked',
       runs: 1,
@@ -276,6 +273,44 @@ describe.skipIf(!canInjectFaults)('a leader whose event loop is blocked', () => 
       ...ledgerFigures(namespace),
       done: 1,
       settled: settled([blocked, follower]),
+      worstSettleMs: settleMs,
+    });
+  });
+
+  it('past maxStallMs (a wedged loop): a follower takes over; the blocked caller gets LeaseLostError, its write is refused', async () => {
+    const namespace = `wedged-${randomUUID()}`;
+    const key = `${namespace}:${KEY}`;
+    const wedged = await Worker.start(
+      config(namespace, 'wedged', { blockMs: 2000, fnMs: 0, maxStallMs: 500 }),
+    );
+    const follower = await Worker.start(config(namespace, 'follower'));
+    wedged.go();
+    const first = await wedged.next((e) => e.type === 'fn-start');
+    const faultAt = performance.now();
+    follower.go();
+    await follower.finished();
+    await wedged.finished();
+    await waitFor(() => h.ledger.refused(key).length + h.ledger.accepted(key).length === 2, {
+      what: 'both to write the ledger',
+    });
+    const settleMs = Math.max(wedged.lastSettledAt()!, follower.lastSettledAt()!) - faultAt;
+
+    if (first.type !== 'fn-start') throw new Error('unreachable');
+    const takeover = follower.fnStarts()[0]!;
+    expect(takeover).toMatchObject({ attempt: 2, previous: { outcome: 'crashed', owner: 'wedged' } });
+    // fn's own caller gets LeaseLostError once fn returns (the lease expired while the loop was
+    // wedged); the others, the follower's value.
+    expect(wedged.errors().map((e) => e.name)).toEqual(['LeaseLostError']);
+    expect(wedged.results().map((r) => r.value.by)).toEqual(['follower', 'follower']);
+    expect(h.ledger.accepted(key).map((w) => w.by)).toEqual(['follower']);
+    expect(h.ledger.refused(key)).toEqual([{ key, token: first.fencingToken, by: 'wedged' }]);
+    recordFault({
+      id: 'leader-event-loop-wedged',
+      runs: 1,
+      callers: 6,
+      ...ledgerFigures(namespace),
+      done: 1,
+      settled: settled([wedged, follower]),
       worstSettleMs: settleMs,
     });
   });

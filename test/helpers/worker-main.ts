@@ -21,6 +21,7 @@ const once = createOnce({
   doneTtlMs: config.doneTtlMs,
   namespace: config.namespace,
   leaseMs: config.leaseMs,
+  maxStallMs: config.maxStallMs,
   maxAttempts: config.maxAttempts,
   redisTimeoutMs: config.redisTimeoutMs,
   nodeId: config.nodeId,

@@ -18,6 +18,8 @@ export interface WorkerConfig {
   /** Attempt numbers whose fn throws. */
   failAttempts?: number[];
   leaseMs?: number;
+  /** createOnce's maxStallMs: how long a blocked event loop keeps its lease (the standby renewer). */
+  maxStallMs?: number;
   maxAttempts?: number;
   redisTimeoutMs?: number;
   doneTtlMs?: number;
