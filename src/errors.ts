@@ -2,6 +2,9 @@
  * One error class per failure a caller can act on. Each has a stable `name` (it prints as itself,
  * not as `Error`), a stable `code` to switch on, and a `cause` where there is one.
  */
+import { type RedisRefusalReason, refusalReason } from './drivers/refusal-reason.js';
+
+export type { RedisRefusalReason };
 
 export type OnceErrorCode =
   | 'ONCE_INPUT'
@@ -91,11 +94,24 @@ export class OnceFailedError extends OnceError {
   }
 }
 
-/** Redis (or a majority of the quorum) did not answer within `redisTimeoutMs`. */
+/**
+ * Redis (or a majority of the quorum) could not be used: it did not answer within `redisTimeoutMs`
+ * (`reason` undefined: wait, retry), or it or TLS refused us (`reason` set: a setting to fix, named by
+ * the message, which says what to change). A refusal ends the call as soon as it is known.
+ */
 export class RedisUnavailableError extends OnceError {
   override name = 'RedisUnavailableError';
-  constructor(message: string, options?: { key?: string; cause?: unknown }) {
+  /**
+   * Why, when Redis or TLS refused: `'tls-unknown-ca'` (a certificate from a CA Node does not trust),
+   * `'tls-hostname'` (a certificate for another name), `'tls'` (another TLS failure), `'auth'`
+   * (credentials refused or missing), `'noperm'` (the ACL user lacks a command, key or channel).
+   * Undefined when Redis did not answer in time or the connection dropped.
+   */
+  readonly reason: RedisRefusalReason | undefined;
+  constructor(message: string, options?: { key?: string; cause?: unknown; reason?: RedisRefusalReason }) {
     super('ONCE_REDIS_UNAVAILABLE', message, options);
+    // Given, or read from the cause: errors made around a client's refusal are typed wherever made.
+    this.reason = options?.reason ?? refusalReason(options?.cause);
   }
 }
 

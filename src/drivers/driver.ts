@@ -39,6 +39,13 @@ export interface SubscriberEvents {
   up(): void;
   /** The server ended a subscription by itself (a Cluster slot moved away: an unsolicited SUNSUBSCRIBE). */
   dropped(channel: string): void;
+  /**
+   * The connection was refused as configured — TLS rejected the server's certificate, Redis the
+   * credentials — and will be again: `error` (a RedisUnavailableError with a `reason`) names the
+   * cause and what to change. Waits for this connection to come up can end now. It keeps trying in
+   * the background, so a fixed setting is picked up (`up` follows then).
+   */
+  refused?(error: Error): void;
 }
 
 export interface SubscriberConnection {

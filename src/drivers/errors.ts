@@ -1,6 +1,10 @@
 import { OnceForeignValueError, RedisUnavailableError } from '../errors.js';
 import { scripts } from '../scripts.js';
 import { withTimeout } from '../timeout.js';
+import { refusedError } from './refusal.js';
+import { safeCause } from './safe-error.js';
+
+export { safeCause };
 
 /**
  * Bounds a call on Redis by `timeoutMs` and turns whatever a client throws into our error classes:
@@ -21,6 +25,9 @@ export function bounded<T>(
     timeoutMs,
     () => {
       const lastError = client?.lastError;
+      // The connection's last error was a refusal (TLS, AUTH): that, not the wait, is the news.
+      const refused = lastError && refusedError(lastError, label);
+      if (refused) return refused;
       return new RedisUnavailableError(
         `Redis at ${label} did not answer ${describe(what)} within ${timeoutMs} ms (redisTimeoutMs)` +
           `${lastError ? `: ${lastError.message}` : ''}.`,
@@ -46,7 +53,9 @@ export function translate(error: unknown, label: string, what: string): Error {
       detail: 'a value of another type',
     });
   }
-  return new RedisUnavailableError(`Redis at ${label} failed ${what}: ${message}${deniedCommand(message)}`, {
+  const refused = refusedError(error, label, what, deniedCommand(message));
+  if (refused) return refused;
+  return new RedisUnavailableError(`Redis at ${label} failed ${what}: ${message}`, {
     cause: safeCause(error),
   });
 }
@@ -64,14 +73,4 @@ function deniedCommand(message: string): string {
   const line = script?.source.split('\n')[Number(match[2]) - 1] ?? '';
   const command = /redis\.p?call\('([A-Z]+)'/.exec(line)?.[1];
   return command ? ` (that line calls ${command}: the ACL user needs +${command.toLowerCase()})` : '';
-}
-
-/**
- * A client's error, as a cause we can hand on: its name and message only. Clients attach more (ioredis
- * puts the failed command on the error — for HELLO or AUTH, the password among its arguments).
- */
-export function safeCause(error: unknown): Error {
-  const copy = new Error(error instanceof Error ? error.message : String(error));
-  copy.name = error instanceof Error ? error.name : 'Error';
-  return copy;
 }

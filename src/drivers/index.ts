@@ -7,6 +7,9 @@ import {
   type NodeRedisCluster,
   NodeRedisDriver,
 } from './node-redis.js';
+import { checkUrl, describeUrl } from './url.js';
+
+export { describeUrl };
 
 /** A client the caller owns: ioredis `Redis`/`Cluster` (v5, v6), node-redis client or cluster (v5+). */
 export type RedisClient = IoredisLike | NodeRedisClient | NodeRedisCluster;
@@ -33,6 +36,8 @@ export function clientFamily(value: unknown): 'ioredis' | 'node-redis' | undefin
 /** The driver for a spec that resolveOptions has checked. */
 export function openDriver(spec: RedisSpec, timeoutMs: number): Driver {
   if (typeof spec === 'string') {
+    // Before ioredis reads it: it would throw Node's TypeError, carrying the whole URL, or misread it.
+    checkUrl(spec);
     return new IoredisDriver(new Redis(spec, failFast(timeoutMs)), true, timeoutMs, describeUrl(spec));
   }
   if ('cluster' in spec && Array.isArray(spec.cluster)) {
@@ -57,6 +62,10 @@ function failFast(timeoutMs: number) {
     enableOfflineQueue: false,
     lazyConnect: true,
     connectTimeout: timeoutMs,
+    // No ready check: it sends INFO, which the ACL rule managed services hand out forbids (@dangerous),
+    // and ioredis then prints a warning on every connect. What it waits for (a server still loading
+    // its data) answers LOADING instead, a typed error naming it.
+    enableReadyCheck: false,
     // A command the connection dropped is sent once more on the next one — also after our bound gave up
     // on it: every script is safe to repeat (a claim repeated finds its own lease), and a claim we gave
     // up on is followed by a give-back, sent after it on the same connection.
@@ -73,17 +82,6 @@ function failFast(timeoutMs: number) {
 
 function addressOf(node: { host?: string; port?: number }): string {
   return `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}`;
-}
-
-/** host:port/db of a URL: never its user or password. */
-export function describeUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    const db = parsed.pathname && parsed.pathname !== '/' ? parsed.pathname : '';
-    return `${parsed.hostname}:${parsed.port || 6379}${db}`;
-  } catch {
-    return 'redis';
-  }
 }
 
 function describeIoredis(client: IoredisClient): string {

@@ -5,6 +5,7 @@ import type { LuaScript } from '../scripts.js';
 import { keySlot } from '../slot.js';
 import type { Driver, NodeAddress, SubscriberConnection, SubscriberEvents } from './driver.js';
 import { bounded } from './errors.js';
+import { raceRefusal, refusedError, refusedSubscription } from './refusal.js';
 import { plainReply, ScriptCalls } from './script-calls.js';
 
 const debug = createDebug('redis-once:ioredis');
@@ -38,6 +39,12 @@ export class IoredisDriver implements Driver {
   private readonly calls: ScriptCalls;
   /** The client's latest connection error (until it is ready again): why a call was not answered. */
   lastError: Error | undefined;
+  /**
+   * A connection of ours refused as configured (TLS, AUTH), until it is ready again: calls fail with
+   * it at once rather than wait for the bound. It keeps reconnecting, so a fixed setting (a password
+   * rotated back) is picked up.
+   */
+  private refusal: Error | undefined;
   private readiness: Promise<void> | undefined;
   private closed = false;
 
@@ -52,10 +59,12 @@ export class IoredisDriver implements Driver {
       // Without a listener ioredis prints "Unhandled error event"; we report through our own errors.
       client.on('error', (error: Error) => {
         this.lastError = error;
+        this.refusal = refusedError(error, label) ?? this.refusal;
         debug('%s: %s', label, error.message);
       });
       client.on('ready', () => {
         this.lastError = undefined;
+        this.refusal = undefined;
       });
     }
     this.calls = new ScriptCalls(
@@ -66,10 +75,14 @@ export class IoredisDriver implements Driver {
   }
 
   evalScript(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    const call =
-      this.client.status === 'ready'
-        ? this.calls.eval(script, keys, args)
-        : this.ready().then(() => this.calls.eval(script, keys, args));
+    if (this.client.status === 'ready') {
+      return bounded(this.calls.eval(script, keys, args), this.label, script.name, this.timeoutMs, this).then(
+        plainReply,
+      );
+    }
+    let call = this.ready().then(() => this.calls.eval(script, keys, args));
+    // A caller's client queues our command while it cannot connect: hear its refusal meanwhile.
+    if (!this.owned) call = raceRefusal(call, this.client, this.label, `the ${script.name} script`);
     return bounded(call, this.label, script.name, this.timeoutMs, this).then(plainReply);
   }
 
@@ -159,21 +172,29 @@ export class IoredisDriver implements Driver {
     if (this.closed || this.client.status === 'end') {
       throw new RedisUnavailableError(`The connection to ${this.label} is closed.`);
     }
+    // Refused already (and not ready since): the next try would be refused the same way.
+    if (this.refusal) throw this.refusal;
     if (this.owned && this.client.status === 'wait') this.client.connect().catch(() => {});
     // One wait for 'ready' shared by every call, with no deadline of its own: each call waits within
-    // its own bound (the `bounded` around it), not the first caller's.
+    // its own bound (the `bounded` around it), not the first caller's. A refusal ends it at once.
     this.readiness ??= new Promise<void>((resolve, reject) => {
       const settle = (error?: Error) => {
         this.client.off('ready', onReady);
         this.client.off('end', onEnd);
+        this.client.off('error', onError);
         this.readiness = undefined;
         if (error) reject(error);
         else resolve();
       };
       const onReady = () => settle();
       const onEnd = () => settle(new RedisUnavailableError(`The connection to ${this.label} was closed.`));
+      const onError = (error: unknown) => {
+        const refused = refusedError(error, this.label, 'a connection attempt');
+        if (refused) settle(refused);
+      };
       this.client.on('ready', onReady);
       this.client.on('end', onEnd);
+      this.client.on('error', onError);
     });
     // Every caller may have given up by the time it settles.
     this.readiness.catch(() => {});
@@ -221,12 +242,18 @@ class IoredisSubscriber implements SubscriberConnection {
     connection.on('error', (error: Error) => {
       debug('%s subscriber: %s', label, error.message);
       if (error.message.startsWith('Command queue state error')) reconnect();
+      const refused = refusedError(error, label, 'a connection attempt');
+      if (refused) events.refused?.(refused);
     });
     connection.connect().catch(() => {});
   }
 
   async subscribe(channels: readonly string[], sharded: boolean): Promise<void> {
-    await (sharded ? this.connection.ssubscribe(...channels) : this.connection.subscribe(...channels));
+    try {
+      await (sharded ? this.connection.ssubscribe(...channels) : this.connection.subscribe(...channels));
+    } catch (error) {
+      throw refusedSubscription(error, channels, sharded);
+    }
   }
 
   async unsubscribe(channels: readonly string[], sharded: boolean): Promise<void> {
@@ -252,10 +279,23 @@ function parseAddress(id: string): NodeAddress {
   return { host: id.slice(0, colon), port: Number(id.slice(colon + 1)) };
 }
 
+/**
+ * A TLS socket ended in mid-handshake can report two errors — the certificate refused, then the
+ * server's alert about the half-closed handshake — and ioredis listens for one only (`once`): the
+ * second would be an uncaught exception, ending the process. Ours are closing, so later errors mean
+ * nothing: listen for them.
+ */
+function absorbLateErrors(client: IoredisClient): void {
+  const stream = (client as { stream?: { destroyed?: boolean; on?(event: string, f: () => void): unknown } })
+    .stream;
+  if (stream && !stream.destroyed && typeof stream.on === 'function') stream.on('error', () => {});
+}
+
 /** QUIT when connected (pending replies still arrive), bounded; otherwise just disconnect. */
 export async function quitOrDisconnect(client: IoredisClient): Promise<void> {
   if (client.status === 'end') return;
   if (client.status !== 'ready') {
+    absorbLateErrors(client);
     client.disconnect();
     if (client.status === 'reconnecting') {
       // ioredis 6.0.0 can leave a client disconnected between reconnect attempts 'reconnecting' forever,

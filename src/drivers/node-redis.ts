@@ -4,6 +4,7 @@ import type { LuaScript } from '../scripts.js';
 import { keySlot } from '../slot.js';
 import type { Driver, NodeAddress, SubscriberConnection, SubscriberEvents } from './driver.js';
 import { bounded } from './errors.js';
+import { raceRefusal, refusedError, refusedSubscription } from './refusal.js';
 import { plainReply, ScriptCalls } from './script-calls.js';
 
 const debug = createDebug('redis-once:node-redis');
@@ -72,9 +73,12 @@ export class NodeRedisDriver implements Driver {
   }
 
   evalScript(script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    return bounded(this.calls.eval(script, keys, args), this.label, script.name, this.timeoutMs).then(
-      plainReply,
-    );
+    let call = this.calls.eval(script, keys, args);
+    // Reconnecting, the client queues our command: hear a refusal (TLS, AUTH) meanwhile, not at our bound.
+    if (!this.isCluster && !(this.client as NodeRedisClient).isReady) {
+      call = raceRefusal(call, this.client as NodeRedisClient, this.label, `the ${script.name} script`);
+    }
+    return bounded(call, this.label, script.name, this.timeoutMs).then(plainReply);
   }
 
   waitForReplicas(key: string, replicas: number, timeoutMs: number): Promise<number> {
@@ -174,6 +178,8 @@ class NodeRedisSubscriber implements SubscriberConnection {
         client.on('error', (error: Error) => {
           debug('%s subscriber: %s', label, error.message);
           down(error);
+          const refused = refusedError(error, label, 'a connection attempt');
+          if (refused) events.refused?.(refused);
         });
         client.on('end', () => down());
         client.on('ready', () => {
@@ -189,9 +195,13 @@ class NodeRedisSubscriber implements SubscriberConnection {
 
   async subscribe(channels: readonly string[], sharded: boolean): Promise<void> {
     const client = await this.connection;
-    await (sharded
-      ? client.SSUBSCRIBE([...channels], this.listener)
-      : client.SUBSCRIBE([...channels], this.listener));
+    try {
+      await (sharded
+        ? client.SSUBSCRIBE([...channels], this.listener)
+        : client.SUBSCRIBE([...channels], this.listener));
+    } catch (error) {
+      throw refusedSubscription(error, channels, sharded);
+    }
   }
 
   async unsubscribe(channels: readonly string[], sharded: boolean): Promise<void> {
