@@ -4,6 +4,8 @@
  * --redis-timeout and fails as RedisUnavailableError (exit 69).
  */
 import { Cluster, Redis } from 'ioredis';
+import { refusedError } from '../drivers/refusal.js';
+import { safeCause } from '../drivers/safe-error.js';
 import { RedisUnavailableError } from '../index.js';
 import { keySlot } from '../slot.js';
 import { withTimeout } from '../timeout.js';
@@ -11,6 +13,8 @@ import type { Connection } from './connection.js';
 
 export interface AdminClient {
   readonly isCluster: boolean;
+  /** The Redis, for messages: the URL masked, or the Cluster's seeds. */
+  readonly label: string;
   /** One connection per master (the one server, or each master of a Cluster). */
   masters(): Promise<Redis[]>;
   /** The master that serves `name`'s slot (the one server, when not a Cluster). */
@@ -26,6 +30,9 @@ export function openAdminClient(connection: Connection, timeoutMs: number): Admi
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
+    // No ready check: its INFO is refused by the ACL rule managed services hand out (-@dangerous), and
+    // ioredis would print a warning of its own; doctor asks INFO itself, and reports a refusal.
+    enableReadyCheck: false,
     retryStrategy: () => null, // one try: an operator's command reports, it does not linger
   };
   const { spec, display } = connection;
@@ -38,24 +45,32 @@ export function openAdminClient(connection: Connection, timeoutMs: number): Admi
           clusterRetryStrategy: () => null,
           lazyConnect: true,
         });
-  client.on('error', () => {}); // reported through the calls that fail
+  // A refusal (TLS, AUTH) says so; anything else is "did not … in time". The cause is a copy: ioredis
+  // puts the failed command on its error (HELLO's or AUTH's arguments: the password).
   const unavailable = (what: string, cause?: unknown) =>
+    refusedError(cause, display) ??
     new RedisUnavailableError(
       `Redis at ${display} did not ${what} within ${timeoutMs} ms (--redis-timeout)${
         cause instanceof Error ? `: ${cause.message}` : ''
       }.`,
-      { cause },
+      cause === undefined ? undefined : { cause: safeCause(cause) },
     );
+  // The connection's last error, for a connect that is still pending when the bound runs out.
+  let lastError: unknown;
+  client.on('error', (error: unknown) => {
+    lastError = error;
+  });
   let connected: Promise<void> | undefined;
   const connect = () =>
     (connected ??= withTimeout(
       client.connect(),
       timeoutMs,
-      () => unavailable('accept a connection'),
+      () => unavailable('accept a connection', lastError),
       (error) => unavailable('accept a connection', error),
     ));
   return {
     isCluster: client instanceof Cluster,
+    label: display,
     async masterFor(name) {
       await connect();
       if (!(client instanceof Cluster)) return client;

@@ -338,8 +338,10 @@ async function probe(
     try {
       await step();
     } catch (error) {
+      // A permission refused is this check's finding; Redis down, or TLS or AUTH refused, is exit 69.
       if (
         error instanceof RedisUnavailableError &&
+        error.reason !== 'noperm' &&
         !/NOPERM|NOSCRIPT|unknown command|disabled/i.test(error.message)
       )
         throw error;

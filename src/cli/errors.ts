@@ -143,6 +143,9 @@ export function describeError(error: unknown, context: ErrorContext = {}): Outco
         '(pass --force to reset it anyway: the running leader loses its lease)',
     };
   }
+  if (error instanceof RedisUnavailableError && error.reason !== undefined) {
+    return { code: EXIT.REDIS_UNAVAILABLE, message: refusalMessage(error, context.redis) };
+  }
   if (error instanceof RedisUnavailableError) {
     return {
       code: EXIT.REDIS_UNAVAILABLE,
@@ -159,6 +162,48 @@ export function describeError(error: unknown, context: ErrorContext = {}): Outco
     code: EXIT.INTERNAL,
     message: `unexpected error: ${message.replace(/\.$/, '')} (run with --verbose for details)`,
   };
+}
+
+/**
+ * Redis or TLS refused: what the CLI user changes (a flag, an environment variable), with the client's
+ * own words. The exit code stays 69: a script that retries on it should not tell these apart.
+ */
+function refusalMessage(error: RedisUnavailableError, redis: string | undefined): string {
+  const at = redis ? `Redis at ${redis}` : 'Redis';
+  const words = clientWords(error);
+  switch (error.reason) {
+    case 'tls-unknown-ca':
+      return (
+        `TLS to ${at} failed: the server's certificate is signed by a CA Node does not trust (${words}); ` +
+        "give that CA's certificate file as NODE_EXTRA_CA_CERTS=/path/to/ca.pem"
+      );
+    case 'tls-hostname':
+      return (
+        `TLS to ${at} failed: the server's certificate is for another host name (${words}); ` +
+        'name the server in --redis by a host name its certificate lists'
+      );
+    case 'tls':
+      return (
+        `TLS to ${at} failed (${words}); check that the port speaks TLS (rediss:// needs the server's ` +
+        'TLS port) and that its certificate is valid'
+      );
+    case 'auth':
+      return /NOAUTH|unauthenticated/.test(words)
+        ? `${at} requires a password (${words}); give the user and password in --redis or REDIS_URL: redis://user:password@host:port`
+        : `${at} refused the credentials (${words}); check the user and password in --redis or REDIS_URL (percent-encode / ? # @ % in them)`;
+    default:
+      // noperm: the library's message names what was refused (a script's command, a channel).
+      return `${oneSentence(error.message)} (\`redis-once doctor\` checks every permission)`;
+  }
+}
+
+/** The innermost cause's message: the client's (or TLS's) own words, without a trailing period. */
+function clientWords(error: Error): string {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error && current.cause instanceof Error; depth++) {
+    current = current.cause;
+  }
+  return (current instanceof Error ? current.message : String(current)).replace(/\.+$/, '');
 }
 
 /** `A. B.` → `A; b`: the library may say two things; a CLI error line is one sentence. */

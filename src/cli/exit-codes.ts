@@ -10,7 +10,10 @@ export const EXIT = Object.freeze({
   USAGE: 64,
   /** EX_DATAERR: a Redis key of ours holds a value redis-once did not write. */
   FOREIGN_VALUE: 65,
-  /** EX_UNAVAILABLE: Redis did not answer within --redis-timeout. */
+  /**
+   * EX_UNAVAILABLE: Redis did not answer within --redis-timeout, or refused us (TLS rejected its
+   * certificate, it rejected the credentials, the ACL user lacks a permission): the message says which.
+   */
   REDIS_UNAVAILABLE: 69,
   /** EX_SOFTWARE: the key failed on every allowed attempt, elsewhere (OnceFailedError). */
   FAILED_ELSEWHERE: 70,
@@ -39,7 +42,10 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [string, string]> = [
   ['1-255', 'run: the command ran here and failed: its own exit code, whatever it is'],
   [String(EXIT.USAGE), 'usage error: unknown or missing flag, bad duration, key or namespace'],
   [String(EXIT.FOREIGN_VALUE), 'a Redis key of ours holds a value redis-once did not write'],
-  [String(EXIT.REDIS_UNAVAILABLE), 'Redis unreachable within --redis-timeout'],
+  [
+    String(EXIT.REDIS_UNAVAILABLE),
+    'Redis unreachable within --redis-timeout, or refusing (TLS certificate, password, ACL)',
+  ],
   [String(EXIT.FAILED_ELSEWHERE), 'the key failed on every allowed attempt (--max-attempts), elsewhere'],
   [String(EXIT.INTERNAL), 'unexpected internal error (--verbose shows the stack trace)'],
   [String(EXIT.WAIT_TIMEOUT), 'gave up waiting after --timeout; the run goes on elsewhere'],

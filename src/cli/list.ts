@@ -3,6 +3,7 @@
  * attempts and age. It walks the keyspace with SCAN (a bounded COUNT per call, never KEYS) on every
  * master of a Cluster, and reads each key's state through the library, as `status` does.
  */
+import { refusedError } from '../drivers/refusal.js';
 import type { Once, OnceStatus } from '../index.js';
 import type { AdminClient } from './admin-client.js';
 import { adminCommand, type CommandFlags, withAdminClient } from './admin-command.js';
@@ -62,17 +63,12 @@ async function scanKeys(admin: AdminClient, namespace: string): Promise<{ keys: 
   for (const master of await admin.masters()) {
     let cursor = '0';
     do {
-      const [next, batch] = (await admin.call(
-        master,
-        'SCAN',
-        cursor,
-        'MATCH',
-        pattern,
-        'COUNT',
-        SCAN_COUNT,
-        'TYPE',
-        'hash',
-      )) as [string, string[]];
+      const [next, batch] = (await admin
+        .call(master, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT, 'TYPE', 'hash')
+        .catch((error: unknown) => {
+          // An ACL user without SCAN: say so (exit 69), not "unexpected error".
+          throw refusedError(error, admin.label, 'SCAN') ?? error;
+        })) as [string, string[]];
       for (const name of batch) names.add(name);
       cursor = next;
     } while (cursor !== '0');

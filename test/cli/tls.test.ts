@@ -2,109 +2,37 @@
  * The CLI over TLS: `rediss://` to a redis-server with a certificate from a private CA, trusted the
  * Node way (NODE_EXTRA_CA_CERTS), and refused — with a message that says why — without it.
  */
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/exit-codes.js';
-import { type RedisServer, startRedis } from '../helpers/redis-server.js';
-import { closedPort } from '../helpers/topologies.js';
+import {
+  type Certificates,
+  hasOpenssl,
+  makeCertificates,
+  startTlsRedis,
+  type TlsRedis,
+} from '../helpers/tls.js';
 import { runCli } from './cli.js';
 
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-/** A private CA and a server certificate for 127.0.0.1 signed by it, in `dir`. */
-function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
-  const at = (name: string) => join(dir, name);
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore', cwd: dir });
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=redis-once test CA',
-    '-keyout',
-    at('ca.key'),
-    '-out',
-    at('ca.pem'),
-  );
-  writeFileSync(at('san.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-  openssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-keyout',
-    at('server.key'),
-    '-out',
-    at('server.csr'),
-  );
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    at('server.csr'),
-    '-CA',
-    at('ca.pem'),
-    '-CAkey',
-    at('ca.key'),
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    at('san.cnf'),
-    '-out',
-    at('server.pem'),
-  );
-  return { ca: at('ca.pem'), cert: at('server.pem'), key: at('server.key') };
-}
-
 describe.skipIf(!hasOpenssl)('redis-once over TLS (rediss://)', () => {
-  let dir: string;
-  let server: RedisServer;
+  let certs: Certificates;
+  let server: TlsRedis;
+  let otherName: TlsRedis;
   let tlsUrl: string;
   let ca: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'redis-once-tls-'));
-    const files = makeCertificates(dir);
-    ca = files.ca;
-    const tlsPort = await closedPort();
-    server = await startRedis({
-      name: 'cli-tls',
-      args: [
-        '--tls-port',
-        String(tlsPort),
-        '--tls-cert-file',
-        files.cert,
-        '--tls-key-file',
-        files.key,
-        '--tls-ca-cert-file',
-        files.ca,
-        '--tls-auth-clients',
-        'no',
-      ],
-    });
-    tlsUrl = `rediss://127.0.0.1:${tlsPort}`;
+    certs = makeCertificates();
+    ca = certs.ca;
+    [server, otherName] = await Promise.all([
+      startTlsRedis('cli-tls', certs, certs.server),
+      startTlsRedis('cli-tls-other', certs, certs.otherName),
+    ]);
+    tlsUrl = server.url;
   }, 30_000);
   afterAll(async () => {
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await Promise.all([server?.server.stop(), otherName?.server.stop()]);
+    certs?.remove();
   });
 
   it('runs, waits and reads status over TLS with the CA given as NODE_EXTRA_CA_CERTS', async () => {
@@ -119,9 +47,27 @@ describe.skipIf(!hasOpenssl)('redis-once over TLS (rediss://)', () => {
     expect(JSON.parse(status.stdout)).toMatchObject({ state: 'done' });
   });
 
-  it('exits 69 naming the certificate problem when the CA is not trusted', async () => {
-    const cli = await runCli(['status', '--key', 'k', '--redis', tlsUrl, '--redis-timeout', '1s']);
+  it('exits 69 at once, naming the certificate problem and NODE_EXTRA_CA_CERTS, when the CA is not trusted', async () => {
+    const cli = await runCli(['status', '--key', 'k', '--redis', tlsUrl, '--redis-timeout', '30s']);
     expect(cli.result.code).toBe(EXIT.REDIS_UNAVAILABLE);
-    expect(cli.stderr).toMatch(/is unreachable: .*(self[- ]signed|unable to verify|certificate)/i);
+    expect(cli.stderr).toMatch(
+      /error: TLS to Redis at rediss:\/\/127\.0\.0\.1:\d+ failed: the server's certificate is signed by a CA Node does not trust \(self[- ]signed certificate in certificate chain\); give that CA's certificate file as NODE_EXTRA_CA_CERTS=/,
+    );
+    // Long before --redis-timeout (30 s; the process's own start-up included): the refusal is the news.
+    expect(performance.now() - cli.startedAt).toBeLessThan(15_000);
+  });
+
+  it('exits 69 at once naming the host name when the certificate is for another name', async () => {
+    const cli = await runCli(
+      ['run', '--key', 'k', '--redis', otherName.url, '--redis-timeout', '30s', '--', 'true'],
+      {
+        env: { NODE_EXTRA_CA_CERTS: ca },
+      },
+    );
+    expect(cli.result.code).toBe(EXIT.REDIS_UNAVAILABLE);
+    expect(cli.stderr).toMatch(
+      /error: TLS to Redis at rediss:\/\/127\.0\.0\.1:\d+ failed: the server's certificate is for another host name \(Hostname\/IP does not match certificate's altnames: IP: 127\.0\.0\.1 is not in the cert's list.*\); name the server in --redis by a host name its certificate lists/,
+    );
+    expect(performance.now() - cli.startedAt).toBeLessThan(15_000);
   });
 });
