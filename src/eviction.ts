@@ -1,5 +1,6 @@
 import createDebug from 'debug';
 import type { Driver } from './drivers/driver.js';
+import { RedisUnavailableError } from './errors.js';
 import type { OnceLogger } from './options.js';
 
 const debug = createDebug('redis-once:eviction');
@@ -9,8 +10,10 @@ const SAFE_POLICIES = new Set(['noeviction']);
 
 /**
  * Warns once, through the caller's logger, when a Redis can evict our keys: a lease evicted lets a
- * second leader start, a done state evicted lets the work run again. One INFO per master at start; a
- * Redis that refuses INFO (a managed rule without @dangerous) is left unchecked, quietly.
+ * second leader start, a done state evicted lets the work run again. One INFO per master at start. A
+ * Redis whose ACL user may not run INFO (the rule managed services hand out, `-@dangerous`) is left
+ * unchecked, and the logger told so once (at info: nothing is wrong that we know of); any other
+ * failure (Redis down) is for the calls to report.
  */
 export async function warnOfEviction(drivers: readonly Driver[], logger: OnceLogger): Promise<void> {
   await Promise.all(
@@ -24,6 +27,14 @@ export async function warnOfEviction(drivers: readonly Driver[], logger: OnceLog
           driver.label,
           error instanceof Error ? error.message : error,
         );
+        if (error instanceof RedisUnavailableError && error.reason === 'noperm') {
+          logger.info(
+            { server: driver.label, check: 'eviction', result: 'unknown' },
+            `redis-once: the eviction policy of Redis at ${driver.label} is unknown: this ACL user may not run INFO; ` +
+              'make sure maxmemory-policy is noeviction (a lease or done state evicted lets the work run twice), ' +
+              'or grant +info for this check',
+          );
+        }
         return;
       }
       const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
