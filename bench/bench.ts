@@ -2,7 +2,7 @@
  * `npm run bench [-- --quick] [-- --only=S1,S5]`
  *
  * Starts its own redis-server (scripts/redis-server.ts, the launcher the tests and the demo use),
- * runs S1, S3, S4 and S5 against redis-once and its peers, each run in processes forked for it, and
+ * runs S1, S3, S4, S5 and S6 against redis-once and its peers, each run in processes forked for it, and
  * writes bench/RESULTS.md (and every number in bench/results/raw.json, not committed; a run with --only
  * or BENCH_CPU_PROF writes its report there too, leaving RESULTS.md alone). Progress goes
  * to stderr, the targets to stdout. Exits 1 if redis-once ran an init other than exactly once.
@@ -15,6 +15,7 @@ import { Redis } from 'ioredis';
 import { LocalRedis } from '../scripts/redis-server.js';
 import { cpuBusy, cpuSeconds, environment, killWorkers } from './harness.js';
 import { checkTargets, markdown, type Results, summary } from './report.js';
+import { s6 } from './s6.js';
 import { type Context, FULL, QUICK, s1, s3, s4, s5 } from './scenarios.js';
 
 const argv = process.argv.slice(2);
@@ -60,6 +61,7 @@ const scenarios = {
   S3: async () => (results.s3 = await s3(ctx)),
   S4: async () => (results.s4 = await s4(ctx)),
   S5: async () => (results.s5 = await s5(ctx)),
+  S6: async () => (results.s6 = await s6(ctx)),
 };
 try {
   for (const [name, run] of Object.entries(scenarios)) {

@@ -24,6 +24,11 @@ export const PEERS = {
     pkg: undefined,
     how: 'createOnce({ redis, leaseMs }).run(key, fn)',
   },
+  'no-standby': {
+    label: 'redis-once (maxStallMs 0)',
+    pkg: undefined,
+    how: 'createOnce({ redis, leaseMs, maxStallMs: 0 }).run(key, fn): no standby renewer, leases renew on the main thread only (S6)',
+  },
   ideal: {
     label: 'ideal pub/sub',
     pkg: 'ioredis',
@@ -59,9 +64,12 @@ export async function createPeer(id: PeerId, options: PeerOptions): Promise<Peer
   client.on('error', () => {}); // a run's own errors are reported instead
   await client.connect();
   switch (id) {
-    case 'redis-once': {
+    case 'redis-once':
+    case 'no-standby': {
       const { createOnce } = await import('../src/index.js');
-      const once = createOnce({ redis: client, leaseMs: options.leaseMs, namespace: options.namespace });
+      const { leaseMs, namespace } = options;
+      const maxStallMs = id === 'no-standby' ? 0 : undefined; // undefined: the default, 60 s
+      const once = createOnce({ redis: client, leaseMs, namespace, maxStallMs });
       // once.run's own promise, not another async layer: the cached path is measured as users call it.
       return { initOnce: (key, fn) => once.run(key, fn) };
     }

@@ -26,6 +26,13 @@ export type Job = { peer: PeerId; options: PeerOptions } & (
       warmupKeys: number;
       memory: boolean;
     }
+  | {
+      /** S6: one initOnce(key) call, cold; fn blocks the event loop for `busyMs` (a busy loop), then
+       * returns a value naming this execution. */
+      kind: 'cpu';
+      key: string;
+      busyMs: number;
+    }
 );
 
 export interface FanoutResult {
@@ -56,7 +63,28 @@ export interface KeysResult {
   heapPerKey: number | undefined;
 }
 
-export type JobResult = FanoutResult | CachedResult | FreshResult | KeysResult;
+/** One execution of a CPU-bound fn: now() at its start and end, and what its busy loop took. */
+export interface CpuExecution {
+  startedAt: number;
+  endedAt: number;
+  /** Wall time the busy loop blocked the event loop. */
+  busyMs: number;
+  /** CPU time of this process (every thread) while the loop ran. */
+  cpuMs: number;
+  /** The value this execution returned: `<pid>:<n>`. */
+  value: string;
+}
+
+export interface CpuResult {
+  executions: CpuExecution[];
+  /** What this process's call resolved with, or why it rejected. */
+  value: string | undefined;
+  error: string | undefined;
+  /** now() when the call settled. */
+  settledAt: number;
+}
+
+export type JobResult = FanoutResult | CachedResult | FreshResult | KeysResult | CpuResult;
 
 /** Requests sent per command name (`evalsha:<sha prefix>` tells scripts apart). */
 export type Requests = Record<string, number>;

@@ -1,6 +1,7 @@
 import { scripts } from '../src/scripts.js';
 import type { Environment } from './harness.js';
 import { PEERS, type PeerId } from './peers.js';
+import type { CpuRun } from './s6.js';
 import type { ByPeer, Config, FanoutRun, S4, S5, Violation } from './scenarios.js';
 import { type Summary, summarize } from './stats.js';
 
@@ -13,6 +14,7 @@ export interface Results {
   s3?: ByPeer<FanoutRun>;
   s4?: S4;
   s5?: S5;
+  s6?: ByPeer<CpuRun>;
   violations: Violation[];
   /** A scenario that could not finish (the bench went on with the next one). */
   errors: string[];
@@ -152,6 +154,18 @@ export function checkTargets(r: Results): Check[] {
       `${first} (${requests(fresh[0]!.requests)})`,
       first === 1,
     );
+  const s6 = r.s6?.['redis-once'];
+  if (s6) {
+    const { busyMs, leaseMs, processes } = r.config.s6;
+    const target = `fn blocking its event loop ${ms(busyMs)} (lease ${ms(leaseMs)}) in one of ${processes} processes: one execution, one value, in every repetition`;
+    const measured = `executions ${s6.map((x) => x.executions).join(', ')}; ${s6.filter((x) => x.consistent).length} of ${s6.length} consistent; every process had it after ${med(s6, (x) => x.allValuesMs, ms)}`;
+    add(
+      'S6',
+      target,
+      measured,
+      s6.every((x) => x.executions === 1 && x.consistent),
+    );
+  }
   const mine = r.violations.filter((v) => v.peer === 'redis-once');
   const broken = mine.map((v) => `${v.scenario} rep ${v.rep}: ${v.detail}`).join('; ') || 'no violation';
   add('all', 'fn ran exactly once per key, in every scenario', broken, mine.length === 0);
@@ -236,6 +250,7 @@ export function markdown(r: Results, checks: Check[]): string {
   if (r.s3) out.push(...s3(r.s3, config));
   if (r.s4) out.push(...s4(r.s4, config));
   if (r.s5) out.push(...s5(r.s5, config));
+  if (r.s6) out.push(...s6(r.s6, config));
   return out.join('\n');
 }
 
@@ -385,6 +400,86 @@ function s5(result: S5, config: Config): string[] {
     `Cold: a new process on a redis-server started for it (no script loaded), ${int(coldKeys)} keys at once.`,
     '',
     table('Library | keys/s | ratio | Redis commands/key | Redis CPU/key | failures', cold),
+    '',
+  ];
+}
+
+/** One repetition's outcome in a few words: "one value", "2 values", "no value (LeaseLostError ×3, …)". */
+function outcome(run: CpuRun): string {
+  if (run.consistent) return 'one value';
+  const names = new Map<string, number>();
+  for (const error of run.errors) {
+    const [, name = error, n = '1'] = /^(\w+).*?(?: \(×(\d+)\))?$/s.exec(error) ?? [];
+    names.set(name, (names.get(name) ?? 0) + Number(n));
+  }
+  const why = [...names]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([name, n]) => `${name} ×${n}`)
+    .join(', ');
+  const later = run.later?.error ? `; a later process: ${run.later.error.split(':')[0]}` : '';
+  if (run.rejected === run.processes) return `no value: ${run.rejected} calls rejected (${why})${later}`;
+  const kept = run.later?.value === undefined ? '' : `; kept: the value ${run.keptBy} of them got`;
+  const rejected = run.rejected ? `, ${run.rejected} rejected (${why})` : '';
+  return `${run.values} values (processes: ${run.split.join(' + ')})${rejected}${kept}${later}`;
+}
+
+/** Each repetition's outcome once, with how many had it: "3 of 3: one value". */
+function tally(words: string[]): string {
+  const counts = new Map<string, number>();
+  for (const word of words) counts.set(word, (counts.get(word) ?? 0) + 1);
+  const of = (n: number) => (words.length > 1 ? `${n} of ${words.length}: ` : '');
+  return [...counts].map(([word, n]) => `${of(n)}${word}`).join('; ');
+}
+
+function s6(runs: ByPeer<CpuRun>, config: Config): string[] {
+  const { processes, leaseMs, busyMs, peers, reps } = config.s6;
+  const once = runs['redis-once'];
+  const s = (n: number) => (n / 1000).toFixed(2);
+  const rows = peers.map((p) => {
+    const reps = runs[p];
+    const had = over(reps, (x) => x.allValuesMs);
+    const wall =
+      had.n > 0 ? cell(had, ms) : `never (every call settled after ${med(reps, (x) => x.settledMs, ms)})`;
+    const first = reps?.[0]?.spans ?? [];
+    const wasted = over(reps, (x) => x.wastedBusyMs).max > 0;
+    return [
+      label(p),
+      (reps ?? []).map((x) => x.executions).join(', '),
+      (reps ?? []).map((x) => x.overlapped).join(', '),
+      wasted ? med(reps, (x) => x.wastedBusyMs, ms) : 'none',
+      wasted ? med(reps, (x) => x.wastedCpuMs, ms) : 'none',
+      tally((reps ?? []).map(outcome)),
+      wall,
+      p === 'redis-once' || had.n === 0
+        ? ''
+        : cell(
+            ratios(reps, once, (x) => x.allValuesMs),
+            times,
+          ),
+      first.map((x) => `P${x.process} ${s(x.from)}–${s(x.to)}`).join(', '),
+      failures(reps),
+    ];
+  });
+  return [
+    `## S6 — a CPU-bound init: fn blocks its event loop ${ms(busyMs)}, lease ${ms(leaseMs)} (${processes} processes, ${reps} repetition${reps === 1 ? '' : 's'})`,
+    '',
+    `For every repetition and peer, ${processes} new processes call initOnce(one key) at one moment, cold (no ` +
+      `call before it). fn is a busy loop of ${ms(busyMs)} on the event loop (no await: a renewal timer on ` +
+      'that thread cannot fire until it ends), then returns a value naming that execution, which the peer ' +
+      'writes as the result. Once every call settled, one more process (forked with the others, idle until ' +
+      'then) calls the same path: what it gets is the value the cluster kept. **Executions**: fns that ran ' +
+      'to their end, in any process (the later one included). **Overlapped**: executions that began while ' +
+      'an earlier one was still running. **Wasted**: the busy loops of every execution after the first, ' +
+      'their wall time and the CPU time the processes got for them (on shared cores). **Outcome**: ' +
+      "*one value* when every process and the later one got the same value and the later one's fn did not " +
+      'run; otherwise how many distinct values the processes were given (how many processes got each), ' +
+      'which of them the later process got (the one the cluster kept), or why their calls rejected. ' +
+      '**Every process had a value**: the start → the last of them resolved (with whichever value it got).',
+    '',
+    table(
+      'Library | executions per repetition | overlapped | wasted busy loop | its CPU time | outcome | every process had a value | wall ÷ redis-once | first repetition: executions (process, s after the start) | failures',
+      rows,
+    ),
     '',
   ];
 }

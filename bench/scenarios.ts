@@ -10,8 +10,9 @@ import { percentile } from './stats.js';
 const LOCKS: PeerId[] = ['redis-once', 'ideal', 'redlock', 'redlock4', 'semaphore'];
 
 /**
- * Every knob of one run. Full: about four minutes on two cores, most of it S1's 25 runs of 8 fresh
- * processes each and the polling peers' tails.
+ * Every knob of one run. Full: about five and a half minutes on two cores, most of it S1's 25 runs of
+ * 8 fresh processes each and the polling peers' tails, and S6's 18 runs of 4 + 1 fresh processes, each
+ * busy-looping twice the lease (about a minute and a half).
  */
 export const FULL = {
   quick: false as boolean,
@@ -26,16 +27,24 @@ export const FULL = {
     coldKeys: 2_000,
     peers: ['redis-once', 'reference'] as PeerId[],
   },
+  s6: {
+    reps: 3,
+    processes: 4,
+    leaseMs: 1_000,
+    busyMs: 2_000,
+    peers: ['redis-once', 'no-standby', 'ideal', 'redlock', 'redlock4', 'semaphore'] as PeerId[],
+  },
 };
 export type Config = typeof FULL;
 
-/** Quick (under a minute): one repetition of everything, a 1 s lease and fn in S3, fewer calls and keys. */
+/** Quick (about a minute and a half): one repetition of everything, a 1 s lease and fn in S3, fewer calls and keys. */
 export const QUICK: Config = {
   quick: true,
   s1: { ...FULL.s1, reps: 1 },
   s3: { ...FULL.s3, reps: 1, fnMs: 1_000, leaseMs: 1_000 },
   s4: { ...FULL.s4, reps: 1, calls: 500_000 },
   s5: { ...FULL.s5, reps: 1, total: 5_000, warmupKeys: 500 },
+  s6: { ...FULL.s6, reps: 1 },
 };
 
 /** A run in which fn did not run exactly once per key: recorded and reported, never thrown. */
@@ -58,7 +67,7 @@ export interface Context {
 /** One list per peer, one entry per repetition. */
 export type ByPeer<T> = Partial<Record<PeerId, T[]>>;
 
-function record<T>(byPeer: ByPeer<T>, peer: PeerId, value: T): void {
+export function record<T>(byPeer: ByPeer<T>, peer: PeerId, value: T): void {
   byPeer[peer] = [...(byPeer[peer] ?? []), value];
 }
 
@@ -397,7 +406,7 @@ async function keys(ctx: Context, rep: number, job: Job & { kind: 'keys' }, flag
 }
 
 /** The same message from 1,000 callers is one line, with its count. */
-function dedupe(messages: string[]): string[] {
+export function dedupe(messages: string[]): string[] {
   const counts = new Map<string, number>();
   for (const message of messages) counts.set(message, (counts.get(message) ?? 0) + 1);
   return [...counts].slice(0, 10).map(([message, n]) => (n > 1 ? `${message} (×${n})` : message));

@@ -11,6 +11,8 @@ import { Redis } from 'ioredis';
 import { createPeer, type Peer } from './peers.js';
 import {
   type CachedResult,
+  type CpuExecution,
+  type CpuResult,
   describe,
   type FanoutResult,
   type FreshResult,
@@ -123,6 +125,8 @@ async function prepare(job: Job, peer: Peer): Promise<() => Promise<JobResult>> 
         await peer.initOnce(job.key, count).catch(fail);
         return { firstCallMs: performance.now() - started, fnRuns };
       };
+    case 'cpu':
+      return () => cpuBound(peer, job.key, job.busyMs); // cold: nothing before the one call
     case 'keys':
       if (job.warmupKeys > 0) await keys(peer, 'warmup', job.warmupKeys, job.inFlight);
       return () => keys(peer, 'key', job.total, job.inFlight);
@@ -141,6 +145,35 @@ async function fanout(peer: Peer, key: string, callers: number, fnMs: number): P
   const call = () => peer.initOnce(key, fn).then(() => void result.resolvedAt.push(now()), fail);
   await Promise.all(Array.from({ length: callers }, call));
   return result;
+}
+
+/**
+ * S6: one call of the key, whose fn blocks this process's event loop with a busy loop for `busyMs`
+ * (no await inside: timers, sockets and a library's renewals on this thread wait for it), then returns
+ * a value naming this execution, which the peer writes as the key's result.
+ */
+async function cpuBound(peer: Peer, key: string, busyMs: number): Promise<CpuResult> {
+  const executions: CpuExecution[] = [];
+  const fn = async () => {
+    const startedAt = now();
+    send({ type: 'fn-start', at: startedAt });
+    const cpu = process.cpuUsage();
+    const from = performance.now();
+    while (performance.now() - from < busyMs) {
+      // spin: nothing else runs on this thread until the loop ends
+    }
+    const busy = performance.now() - from;
+    const { user, system } = process.cpuUsage(cpu);
+    const value = `${process.pid}:${executions.length + 1}`;
+    executions.push({ startedAt, endedAt: now(), busyMs: busy, cpuMs: (user + system) / 1000, value });
+    return value;
+  };
+  try {
+    const value = String(await peer.initOnce(key, fn));
+    return { executions, value, error: undefined, settledAt: now() };
+  } catch (error) {
+    return { executions, value: undefined, error: describe(error), settledAt: now() };
+  }
 }
 
 /** `total` distinct keys through `inFlight` lanes, each taking the next key once its last is done. */
