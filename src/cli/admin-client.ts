@@ -5,6 +5,7 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { refusedError } from '../drivers/refusal.js';
+import { refusalReason } from '../drivers/refusal-reason.js';
 import { safeCause } from '../drivers/safe-error.js';
 import { RedisUnavailableError } from '../index.js';
 import { keySlot } from '../slot.js';
@@ -66,7 +67,8 @@ export function openAdminClient(connection: Connection, timeoutMs: number): Admi
       client.connect(),
       timeoutMs,
       () => unavailable('accept a connection', lastError),
-      (error) => unavailable('accept a connection', error),
+      // A refused handshake (AUTH, TLS) ends in "Connection is closed."; its 'error' said why.
+      (error) => unavailable('accept a connection', refusalReason(lastError) ? lastError : error),
     ));
   return {
     isCluster: client instanceof Cluster,
