@@ -386,16 +386,18 @@ export class Coordinator {
         flight.endRun(error);
         return undefined;
       }
+      // fn has settled: from here the complete script, which checks the lease in the same step, decides.
+      // No more renewals (here or on the standby thread), and no abort timer that a stall before the
+      // reply is read would fire first, reporting a loss for a value that was recorded.
+      lease.stop();
       const completeAt = performance.now(); // the done state's TTL starts after this
-      const reply = await this.completeWhileValid(key, held, lease, valueJson, doneTtlMs, trace).finally(() =>
-        lease.stop(),
-      );
+      const reply = await this.completeWhileValid(key, held, lease, valueJson, doneTtlMs, trace);
       if (!reply.ok) {
         const error = new LeaseLostError(
           `Lease lost: the value of "${key}" was not recorded (${reply.reason}); another attempt may have taken over.`,
           { key },
         );
-        if (listening('lease-lost')) publish('lease-lost', { ...event(), reason: errorName(error) });
+        lease.lose(error);
         flight.endRun(error);
         return undefined;
       }
@@ -410,7 +412,10 @@ export class Coordinator {
       if (trace !== undefined) done.leaderTrace = trace;
       return { done, by: 'here', expiresAt: expiry(completeAt, doneTtlMs ?? -1) };
     } catch (error) {
+      // complete threw (a foreign value at the key, Redis gone past the lease): the attempt ends here
+      // unrecorded, and observers hear of it as of any other failed attempt.
       lease.stop();
+      if (listening('fail')) publish('fail', { ...event(), outcome: 'failed', error: errorName(error) });
       flight.endRun(error);
       return undefined;
     } finally {

@@ -51,10 +51,11 @@ export interface CallContext {
   error?: unknown;
 }
 
-// version-traceId-spanId-flags, lower-case hex (https://www.w3.org/TR/trace-context/#traceparent-header).
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+// version-traceId-spanId-flags, lower-case hex (https://www.w3.org/TR/trace-context/#traceparent-header);
+// version ff and all-zero ids are invalid there.
+const TRACEPARENT = /^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
 
-/** The traceparent a listener gave the call, if it is one. */
+/** The traceparent a listener gave the call, if it is a valid one. */
 export function traceparentOf(context: CallContext): string | undefined {
   const { traceparent } = context;
   return typeof traceparent === 'string' && TRACEPARENT.test(traceparent) ? traceparent : undefined;

@@ -1,5 +1,5 @@
 import { LeaseLostError } from './errors.js';
-import { prove, provenSentAt, REFUSED, stateOf } from './renewer/cell.js';
+import { prove, provenSentAt, REFUSED, standbyRepliedAt, stateOf } from './renewer/cell.js';
 import type { Standby } from './renewer/standby.js';
 import { delayUntil } from './timeout.js';
 
@@ -19,10 +19,8 @@ import { delayUntil } from './timeout.js';
  * hears of it before anyone else can take over. A renewal answered after `abortAt` proves nothing.
  * The timers are unref'd and never throw.
  *
- * A standby renewer on another thread (src/renewer) may renew too, while this thread is stalled by
- * synchronous work: the renewals either side proves meet in the lease's shared cell, and validity counts
- * from the latest. When this thread runs again, its deadline is read from the cell first, so a stall the
- * standby covered does not read as a loss.
+ * A standby renewer (src/renewer) may renew too while this thread is stalled: validity counts from the
+ * latest renewal either side proved, read from the lease's shared cell.
  */
 export interface LeaseTiming {
   readonly leaseMs: number;
@@ -149,7 +147,10 @@ export class Lease {
 
   /** When the lease expires in Redis at the latest (performance.now()), allowing for clock drift. */
   get expiresAt(): number {
-    return this.repliedAt + this.options.leaseMs + this.timing.driftMs;
+    const repliedAt = this.standby
+      ? Math.max(this.repliedAt, standbyRepliedAt(this.standby.cell))
+      : this.repliedAt;
+    return repliedAt + this.options.leaseMs + this.timing.driftMs;
   }
 
   /** True while the lease is proven ours (before `abortAt`, not lost, not given up). */

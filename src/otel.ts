@@ -101,7 +101,7 @@ function createInstruments(meter: Meter): Instruments {
     }),
     leasesLost: meter.createCounter('redis_once.leases.lost', {
       description:
-        'Leases this process lost while its fn ran (expired, refused, or taken by a forced reset).',
+        'Leases this process lost while its fn ran (expired, refused, taken by a forced reset, or given up by close()).',
     }),
     leasesHeld: meter.createUpDownCounter('redis_once.leases.held', {
       description: 'Leases this process holds now: fns running here.',
@@ -109,9 +109,13 @@ function createInstruments(meter: Meter): Instruments {
   };
 }
 
-/** One span per call on `channel`, and its duration in `histogram`. Returns the unsubscriber. */
+/**
+ * One span per call on `channel`, and its duration in `histogram`. Returns the function that stops it:
+ * no new spans from then on, and the ones open end with their calls.
+ */
 function traceCalls(channel: TracingChannel, name: string, tracer: Tracer, histogram: Histogram): () => void {
-  const calls = new WeakMap<object, { span: Span; startedAt: number }>();
+  const calls = new Map<object, { span: Span; startedAt: number }>();
+  let stopping = false;
   const handlers = {
     start(message: unknown) {
       const call = message as CallContext;
@@ -127,8 +131,6 @@ function traceCalls(channel: TracingChannel, name: string, tracer: Tracer, histo
       const inSpan: Context = trace.setSpan(parent, span);
       call.bind = (fn) => otelContext.bind(inSpan, fn);
     },
-    end() {},
-    asyncStart() {},
     error(message: unknown) {
       const call = message as CallContext;
       const entry = calls.get(call);
@@ -144,6 +146,8 @@ function traceCalls(channel: TracingChannel, name: string, tracer: Tracer, histo
       const entry = calls.get(call);
       if (!entry) return;
       calls.delete(call);
+      // After this publish: a channel's listeners are not to change while it calls them.
+      if (stopping && calls.size === 0) queueMicrotask(unsubscribe);
       const { span, startedAt } = entry;
       const result = call.result;
       const role = result?.role ?? (call.led ? 'leader' : 'follower');
@@ -167,13 +171,27 @@ function traceCalls(channel: TracingChannel, name: string, tracer: Tracer, histo
       histogram.record((performance.now() - startedAt) / 1000, attributes);
     },
   };
-  channel.subscribe(handlers);
-  return () => channel.unsubscribe(handlers);
+  const unsubscribe = () => {
+    channel.error.unsubscribe(handlers.error);
+    channel.asyncEnd.unsubscribe(handlers.asyncEnd);
+  };
+  channel.start.subscribe(handlers.start);
+  channel.error.subscribe(handlers.error);
+  channel.asyncEnd.subscribe(handlers.asyncEnd);
+  return () => {
+    stopping = true;
+    channel.start.unsubscribe(handlers.start);
+    if (calls.size === 0) unsubscribe();
+  };
 }
 
-/** The lease counters, from the point events. Each attempt is counted down once, however it ends. */
+/**
+ * The lease counters, from the point events. Each attempt is counted down once, however it ends; once
+ * stopped, no attempt is counted up, and the ones held are counted down as they end.
+ */
 function countLeases(instruments: Instruments): () => void {
   const held = new Set<string>();
+  let stopping = false;
   const idOf = (event: PointMessage) => `${event.namespace}\u0000${event.key}\u0000${event.fencingToken}`;
   const begin = (takeover: boolean) => (message: unknown) => {
     const event = message as PointMessage;
@@ -194,17 +212,26 @@ function countLeases(instruments: Instruments): () => void {
         'error.type': String(event.reason ?? 'LeaseLostError'),
       });
     if (held.delete(idOf(event))) instruments.leasesHeld.add(-1, attributes);
+    if (stopping && held.size === 0) queueMicrotask(() => unsubscribe(ends));
   };
-  const subscriptions: Array<[PointEvent, (message: unknown) => void]> = [
+  type Subscriptions = Array<[PointEvent, (message: unknown) => void]>;
+  const begins: Subscriptions = [
     ['lead', begin(false)],
     ['takeover', begin(true)],
+  ];
+  const ends: Subscriptions = [
     ['done', end(false)],
     ['fail', end(false)],
     ['lease-lost', end(true)],
   ];
-  for (const [event, listener] of subscriptions) pointChannel(event).subscribe(listener);
-  return () => {
+  const unsubscribe = (subscriptions: Subscriptions) => {
     for (const [event, listener] of subscriptions) pointChannel(event).unsubscribe(listener);
+  };
+  for (const [event, listener] of [...begins, ...ends]) pointChannel(event).subscribe(listener);
+  return () => {
+    stopping = true;
+    unsubscribe(begins);
+    if (held.size === 0) unsubscribe(ends);
   };
 }
 

@@ -8,20 +8,31 @@
  *   [1] STATE    RUNNING, STOPPED (fn settled, lost, closed: never renew again) or REFUSED (the
  *                renewer was told the lease is not ours)
  *   [2] RENEWALS renewals the standby renewer proved (figures and tests)
+ *   [3] REPLIED  when the standby's last proven renewal was answered (Redis keeps the lease until then
+ *                + the lease, at most: how long `close()` may wait for fn); only ever raised
  * The heartbeat (one per renewer): [0] when the leader's thread last showed signs of life.
  */
 const PROVEN = 0;
 const STATE = 1;
 const RENEWALS = 2;
-export const CELL_SLOTS = 3;
+const REPLIED = 3;
+export const CELL_SLOTS = 4;
 
 export const RUNNING = 0n;
 export const STOPPED = 1n;
 export const REFUSED = 2n;
 
-// The offset from this thread's performance.now() to the shared clock, fixed once per thread (both
-// clocks are the same monotonic source; only their origins differ).
-const offsetUs = process.hrtime.bigint() / 1000n - BigInt(Math.round(performance.now() * 1000));
+// The offset from this thread's performance.now() to the shared clock, taken once per thread (both
+// clocks are the same monotonic source; only their origins differ). performance.now() is warmed first
+// (its first call is slow) and read between two hrtime reads: the offset is off by microseconds, well
+// inside the lease's drift allowance.
+performance.now();
+const offsetUs = (() => {
+  const before = process.hrtime.bigint();
+  const now = performance.now();
+  const after = process.hrtime.bigint();
+  return (before + after) / 2000n - BigInt(Math.round(now * 1000));
+})();
 
 /** A performance.now() instant of this thread, on the shared clock. */
 export function toShared(ms: number): bigint {
@@ -46,10 +57,24 @@ export function provenSentAt(cell: BigInt64Array): number {
 
 /** Records a proven renewal sent at `sentAt`, unless a later one is already recorded. */
 export function prove(cell: BigInt64Array, sentAt: number): void {
-  const sent = toShared(sentAt);
+  raise(cell, PROVEN, toShared(sentAt));
+}
+
+/** Records when the standby's proven renewal was answered. */
+export function proveReply(cell: BigInt64Array, repliedAt: number): void {
+  raise(cell, REPLIED, toShared(repliedAt));
+}
+
+/** performance.now() when the standby's last proven renewal was answered (-Infinity: none yet). */
+export function standbyRepliedAt(cell: BigInt64Array): number {
+  const replied = Atomics.load(cell, REPLIED);
+  return replied === 0n ? Number.NEGATIVE_INFINITY : fromShared(replied);
+}
+
+function raise(cell: BigInt64Array, slot: number, value: bigint): void {
   for (;;) {
-    const seen = Atomics.load(cell, PROVEN);
-    if (seen >= sent || Atomics.compareExchange(cell, PROVEN, seen, sent) === seen) return;
+    const seen = Atomics.load(cell, slot);
+    if (seen >= value || Atomics.compareExchange(cell, slot, seen, value) === seen) return;
   }
 }
 

@@ -12,7 +12,14 @@ import { clientFamily, type RedisSpec } from '../drivers/index.js';
 export type RenewerConnection =
   | { kind: 'url'; url: string }
   | { kind: 'redis'; options: Record<string, unknown> }
-  | { kind: 'cluster'; nodes: unknown[]; redisOptions: Record<string, unknown> };
+  | {
+      kind: 'cluster';
+      nodes: unknown[];
+      /** What every master's connection uses: ioredis connects to those CLUSTER SLOTS names with it. */
+      redisOptions: Record<string, unknown>;
+      /** The Cluster's own connection options (an address map). */
+      clusterOptions: Record<string, unknown>;
+    };
 
 export type Derived = { connection: RenewerConnection } | { unsupported: string };
 
@@ -40,7 +47,7 @@ const IOREDIS_FIELDS = [
 export function renewerConnection(spec: RedisSpec): Derived {
   if (typeof spec === 'string') return { connection: { kind: 'url', url: spec } };
   if (typeof spec === 'object' && spec !== null && 'cluster' in spec && Array.isArray(spec.cluster)) {
-    return cloned({ kind: 'cluster', nodes: spec.cluster, redisOptions: {} });
+    return cloned({ kind: 'cluster', nodes: spec.cluster, redisOptions: {}, clusterOptions: {} });
   }
   const family = clientFamily(spec);
   if (family === 'ioredis') return fromIoredis(spec as unknown as IoredisShape);
@@ -57,7 +64,13 @@ interface IoredisShape {
 function fromIoredis(client: IoredisShape): Derived {
   if (client.isCluster) {
     const nodes = client.startupNodes ?? [];
-    return cloned({ kind: 'cluster', nodes, redisOptions: pick(client.options?.redisOptions ?? {}) });
+    const natMap = client.options?.natMap;
+    return cloned({
+      kind: 'cluster',
+      nodes,
+      redisOptions: pick(client.options?.redisOptions ?? {}),
+      clusterOptions: natMap === undefined ? {} : { natMap },
+    });
   }
   if (!client.options) return { unsupported: 'an ioredis client without options' };
   return cloned({ kind: 'redis', options: pick(client.options) });
@@ -84,12 +97,25 @@ function fromNodeRedis(client: NodeRedisShape): Derived {
     const options = (client as { options?: NodeRedisShape['_options'] }).options ?? client._options;
     const roots = options?.rootNodes ?? [];
     const defaults = options?.defaults ?? {};
-    const nodes = roots.map((root) => ioredisOptions({ ...defaults, ...root }));
-    if (nodes.some((node) => 'unsupported' in node)) return { unsupported: 'a node-redis cluster node' };
+    const merged: Array<Record<string, unknown>> = [];
+    for (const root of roots) {
+      const derived = ioredisOptions({
+        ...defaults,
+        ...root,
+        socket: { ...defaults.socket, ...root.socket },
+      });
+      if ('unsupported' in derived) return derived;
+      merged.push(derived.options);
+    }
+    if (merged.length === 0) return { unsupported: 'a node-redis cluster without root nodes' };
+    // The masters CLUSTER SLOTS names are reached with redisOptions alone: TLS and credentials go there
+    // (the first root's, as node-redis applies `defaults` to every node).
+    const { host: _host, port: _port, path: _path, ...redisOptions } = merged[0]!;
     return cloned({
       kind: 'cluster',
-      nodes: nodes.map((node) => (node as { options: Record<string, unknown> }).options),
-      redisOptions: credentialsOf(defaults),
+      nodes: merged.map(({ host, port }) => ({ host, port })),
+      redisOptions,
+      clusterOptions: {},
     });
   }
   if (!client.options) return { unsupported: 'a node-redis client without options' };

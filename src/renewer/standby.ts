@@ -4,8 +4,7 @@
  * process that never leads pays nothing and a burst of leads shares one thread.
  *
  * While any lease is watched, a heartbeat timer on this thread writes its sign of life to shared memory
- * (cell.ts); the thread renews a watched lease only while this thread is stalled, and for at most
- * maxStallMs of stall. Renewals it proves land in the lease's cell, where `Lease` reads them.
+ * (cell.ts), which the thread's rule reads (decision.ts).
  */
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -69,10 +68,13 @@ export class StandbyRenewer {
   private readonly heartbeat = newHeartbeat();
   private beatTimer: NodeJS.Timeout | undefined;
   private lingerTimer: NodeJS.Timeout | undefined;
-  private readonly refusedListeners = new Map<number, () => void>();
+  /** The leases watched now, each with what to do if the thread finds it refused. */
+  private readonly watches = new Map<number, () => void>();
   private nextId = 0;
   private broken = false;
   private closed = false;
+  /** Settles once the thread's connections are up (or it failed): see `whenReady`. */
+  private ready: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: StandbyOptions) {}
 
@@ -99,7 +101,7 @@ export class StandbyRenewer {
     }
     const id = ++this.nextId;
     const cell = newCell(provenSentAt);
-    this.refusedListeners.set(id, onRefused);
+    this.watches.set(id, onRefused);
     this.post(worker, { type: 'watch', id, cell, names, leaseValue, leaseMs });
     this.startBeating();
     let stopped = false;
@@ -109,11 +111,16 @@ export class StandbyRenewer {
         if (stopped) return;
         stopped = true;
         endCell(cell, STOPPED);
-        this.refusedListeners.delete(id);
+        this.watches.delete(id);
         if (this.worker === worker) this.post(worker, { type: 'unwatch', id });
-        if (this.refusedListeners.size === 0) this.idle();
+        if (this.watches.size === 0) this.idle();
       },
     };
+  }
+
+  /** Settles once the thread is up and connected, or could not be (for tests and figures). */
+  whenReady(): Promise<void> {
+    return this.ready;
   }
 
   async close(): Promise<void> {
@@ -135,14 +142,25 @@ export class StandbyRenewer {
       beatMs: BEAT_MS,
       maxStallMs: this.options.maxStallMs,
     };
+    const startedAt = performance.now();
     const worker = startThread(config);
+    let ready!: () => void;
+    this.ready = new Promise((resolve) => (ready = resolve));
     // Never what keeps a process alive: the leases it watches keep their own timers here.
     worker.unref();
     worker.on('message', (message: ToMain) => {
-      if (message.type === 'refused') this.refusedListeners.get(message.id)?.();
+      if (message.type === 'refused') this.watches.get(message.id)?.();
+      else if (message.type === 'ready') {
+        debug('standby renewer ready in %d ms', Math.round(performance.now() - startedAt));
+        ready();
+      }
     });
-    worker.on('error', (error) => this.fail(worker, error));
+    worker.on('error', (error) => {
+      ready();
+      this.fail(worker, error);
+    });
     worker.on('exit', (code) => {
+      ready();
       if (this.worker === worker && !this.closed) this.fail(worker, new Error(`exited with code ${code}`));
     });
     this.worker = worker;
@@ -173,6 +191,7 @@ export class StandbyRenewer {
 
   private idle(): void {
     this.stopBeating();
+    if (this.closed) return;
     clearTimeout(this.lingerTimer);
     this.lingerTimer = setTimeout(() => {
       const worker = this.worker;

@@ -14,16 +14,24 @@ import { Cluster, Redis } from 'ioredis';
 import { IoredisDriver } from '../drivers/ioredis.js';
 import type { KeyNames } from '../keys.js';
 import { renew } from '../scripts.js';
-import { countRenewal, endCell, lastBeat, prove, provenSentAt, REFUSED, RUNNING, stateOf } from './cell.js';
+import {
+  countRenewal,
+  endCell,
+  lastBeat,
+  prove,
+  provenSentAt,
+  proveReply,
+  REFUSED,
+  RUNNING,
+  stateOf,
+} from './cell.js';
 import type { RenewerConnection } from './connection.js';
 import { abortAtOf, standbyMove } from './decision.js';
 import type { ThreadConfig, ToMain, ToThread } from './messages.js';
 
 const config = workerData as ThreadConfig;
-const drivers = config.connections.map(
-  (connection) =>
-    new IoredisDriver(open(connection, config.redisTimeoutMs), true, config.redisTimeoutMs, 'renewer'),
-);
+const clients = config.connections.map((connection) => open(connection, config.redisTimeoutMs));
+const drivers = clients.map((client) => new IoredisDriver(client, true, config.redisTimeoutMs, 'renewer'));
 const majority = Math.floor(drivers.length / 2) + 1;
 const heartbeat = config.heartbeat;
 const watched = new Map<number, Watch>();
@@ -39,10 +47,12 @@ interface Watch {
   renewing: boolean;
 }
 
-/** Connects at once, not at the first renewal: a stalled leader cannot wait for a handshake. */
 function open(connection: RenewerConnection, timeoutMs: number): Redis | Cluster {
+  // As the connections drivers/index.ts opens (see there why each), connecting at once: a stalled
+  // leader cannot wait for a handshake.
   const failFast = {
     enableOfflineQueue: false,
+    enableReadyCheck: false,
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
     disconnectTimeout: 200,
@@ -54,7 +64,9 @@ function open(connection: RenewerConnection, timeoutMs: number): Redis | Cluster
       : connection.kind === 'redis'
         ? new Redis({ ...connection.options, ...failFast })
         : new Cluster(connection.nodes as never, {
+            ...connection.clusterOptions,
             enableOfflineQueue: false,
+            enableReadyCheck: false,
             redisOptions: { ...connection.redisOptions, ...failFast },
           });
   return client;
@@ -63,6 +75,18 @@ function open(connection: RenewerConnection, timeoutMs: number): Redis | Cluster
 function send(message: ToMain): void {
   parentPort!.postMessage(message);
 }
+
+// Ready once every connection is (or has had its time to be): figures, and tests that need it up.
+void Promise.all(
+  clients.map(
+    (client) =>
+      new Promise<void>((resolve) => {
+        if (client.status === 'ready') return resolve();
+        client.once('ready', () => resolve());
+        setTimeout(resolve, config.redisTimeoutMs).unref();
+      }),
+  ),
+).then(() => send({ type: 'ready' }));
 
 parentPort!.on('message', (message: ToThread) => {
   if (message.type === 'watch') {
@@ -83,7 +107,6 @@ parentPort!.on('message', (message: ToThread) => {
     watched.delete(message.id);
   }
 });
-send({ type: 'ready' });
 
 /**
  * How long without a heartbeat means stalled, for a lease of `leaseMs`: short enough to act at half the
@@ -98,14 +121,18 @@ function stalledAfter(leaseMs: number): number {
 function schedule(id: number, watch: Watch): void {
   clearTimeout(watch.timer);
   const due = provenSentAt(watch.cell) + watch.leaseMs / 2;
-  // Look again at least this often: the leader may stall, or wake, at any moment.
+  // Look again at least this often: the leader may stall, or wake, at any moment. Past due (its
+  // leader late, awake or wedged, or a renewal here that failed fast) the rule may say wait for a
+  // long while: look at this pace, not at once.
   const every = Math.min(250, watch.leaseMs / 10);
-  const delay = Math.min(Math.max(0, due - performance.now()), every);
+  const now = performance.now();
+  const delay = due > now ? Math.min(due - now, every) : every;
   watch.timer = setTimeout(() => void look(id, watch), delay);
   watch.timer.unref();
 }
 
 async function look(id: number, watch: Watch): Promise<void> {
+  // A renewal on its way reschedules when answered; only timers call this, one per watch at a time.
   if (watched.get(id) !== watch || stateOf(watch.cell) !== RUNNING || watch.renewing) return;
   const now = performance.now();
   const sentAt = provenSentAt(watch.cell);
@@ -130,8 +157,10 @@ async function look(id: number, watch: Watch): Promise<void> {
   watch.renewing = false;
   if (watched.get(id) !== watch) return;
   // Proven only if answered while the lease it extends could still be trusted (lease.ts's rule).
-  if (outcome === 'renewed' && performance.now() < abortAtOf(sentAt, watch.leaseMs)) {
+  const answeredAt = performance.now();
+  if (outcome === 'renewed' && answeredAt < abortAtOf(sentAt, watch.leaseMs)) {
     prove(watch.cell, now);
+    proveReply(watch.cell, answeredAt);
     countRenewal(watch.cell);
   } else if (outcome === 'refused') {
     endCell(watch.cell, REFUSED);
