@@ -404,9 +404,9 @@ function s5(result: S5, config: Config): string[] {
   ];
 }
 
-/** One repetition's outcome in a few words: "one value", "2 values", "no value (LeaseLostError ×3, …)". */
+/** One repetition's outcome in a few words: "consistent", "2 values (processes: 3 + 1); …", "no value: …". */
 function outcome(run: CpuRun): string {
-  if (run.consistent) return 'one value';
+  if (run.consistent) return 'consistent: one value';
   const names = new Map<string, number>();
   for (const error of run.errors) {
     const [, name = error, n = '1'] = /^(\w+).*?(?: \(×(\d+)\))?$/s.exec(error) ?? [];
@@ -416,11 +416,19 @@ function outcome(run: CpuRun): string {
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
     .map(([name, n]) => `${name} ×${n}`)
     .join(', ');
-  const later = run.later?.error ? `; a later process: ${run.later.error.split(':')[0]}` : '';
-  if (run.rejected === run.processes) return `no value: ${run.rejected} calls rejected (${why})${later}`;
-  const kept = run.later?.value === undefined ? '' : `; kept: the value ${run.keptBy} of them got`;
-  const rejected = run.rejected ? `, ${run.rejected} rejected (${why})` : '';
-  return `${run.values} values (processes: ${run.split.join(' + ')})${rejected}${kept}${later}`;
+  const rejected = `${run.rejected} of ${run.processes} calls rejected (${why})`;
+  if (run.rejected === run.processes)
+    return `no value: ${rejected}; a later process: ${run.later?.error?.split(':')[0] ?? '—'}`;
+  const got = run.processes - run.rejected;
+  const values =
+    run.values === 1 ? 'one value' : `${run.values} values (processes: ${run.split.join(' + ')})`;
+  const later =
+    run.later?.value === undefined
+      ? `; a later process: ${run.later?.error?.split(':')[0] ?? '—'}`
+      : run.values === 1
+        ? `; a later process gets it${run.later.executions ? ' after running fn' : ''}`
+        : `; a later process gets the one ${run.keptBy} of them got`;
+  return `${run.rejected ? `${rejected}, ${got} got ` : ''}${values}${later}`;
 }
 
 /** Each repetition's outcome once, with how many had it: "3 of 3: one value". */
@@ -435,19 +443,31 @@ function s6(runs: ByPeer<CpuRun>, config: Config): string[] {
   const { processes, leaseMs, busyMs, peers, reps } = config.s6;
   const once = runs['redis-once'];
   const s = (n: number) => (n / 1000).toFixed(2);
+  const zero = (n: number) => (n === 0 ? '0' : ms(n));
   const rows = peers.map((p) => {
     const reps = runs[p];
     const had = over(reps, (x) => x.allValuesMs);
+    const never = (reps ?? []).filter((x) => !Number.isFinite(x.allValuesMs)).length;
+    const settled = `every call settled after ${med(reps, (x) => x.settledMs, ms)}`;
     const wall =
-      had.n > 0 ? cell(had, ms) : `never (every call settled after ${med(reps, (x) => x.settledMs, ms)})`;
-    const first = reps?.[0]?.spans ?? [];
+      had.n === 0
+        ? `never (${settled})`
+        : never > 0
+          ? `${cell(had, ms)} in ${had.n} of ${reps?.length}; never in ${never} (calls rejected)`
+          : cell(had, ms);
+    // The repetition with the most executions (the first of them), so a bad one is not hidden.
+    const worst = (reps ?? []).reduce<CpuRun | undefined>(
+      (a, b) => (a && a.executions >= b.executions ? a : b),
+      undefined,
+    );
+    const spans = worst?.spans ?? [];
     const wasted = over(reps, (x) => x.wastedBusyMs).max > 0;
     return [
       label(p),
       (reps ?? []).map((x) => x.executions).join(', '),
       (reps ?? []).map((x) => x.overlapped).join(', '),
-      wasted ? med(reps, (x) => x.wastedBusyMs, ms) : 'none',
-      wasted ? med(reps, (x) => x.wastedCpuMs, ms) : 'none',
+      wasted ? med(reps, (x) => x.wastedBusyMs, zero) : 'none',
+      wasted ? med(reps, (x) => x.wastedCpuMs, zero) : 'none',
       tally((reps ?? []).map(outcome)),
       wall,
       p === 'redis-once' || had.n === 0
@@ -456,7 +476,7 @@ function s6(runs: ByPeer<CpuRun>, config: Config): string[] {
             ratios(reps, once, (x) => x.allValuesMs),
             times,
           ),
-      first.map((x) => `P${x.process} ${s(x.from)}–${s(x.to)}`).join(', '),
+      `${reps && reps.length > 1 ? `rep ${reps.indexOf(worst!) + 1}: ` : ''}${spans.map((x) => `P${x.process} ${s(x.from)}–${s(x.to)}`).join(', ')}`,
       failures(reps),
     ];
   });
@@ -471,13 +491,13 @@ function s6(runs: ByPeer<CpuRun>, config: Config): string[] {
       'to their end, in any process (the later one included). **Overlapped**: executions that began while ' +
       'an earlier one was still running. **Wasted**: the busy loops of every execution after the first, ' +
       'their wall time and the CPU time the processes got for them (on shared cores). **Outcome**: ' +
-      "*one value* when every process and the later one got the same value and the later one's fn did not " +
-      'run; otherwise how many distinct values the processes were given (how many processes got each), ' +
-      'which of them the later process got (the one the cluster kept), or why their calls rejected. ' +
+      "*consistent* when every process and the later one got the same value and the later one's fn did " +
+      'not run; otherwise how many calls rejected and why, how many distinct values the others were given ' +
+      '(how many processes got each), and which of them the later process got (the one the cluster kept). ' +
       '**Every process had a value**: the start → the last of them resolved (with whichever value it got).',
     '',
     table(
-      'Library | executions per repetition | overlapped | wasted busy loop | its CPU time | outcome | every process had a value | wall ÷ redis-once | first repetition: executions (process, s after the start) | failures',
+      'Library | executions per repetition | overlapped | wasted busy loop | its CPU time | outcome | every process had a value | wall ÷ redis-once | executions in the repetition with the most (process, s after the start) | failures',
       rows,
     ),
     '',
