@@ -2,6 +2,8 @@
  * Where the CLI's Redis is (--redis, --cluster, REDIS_URL), how it is shown (never with a password),
  * and the Once built from the flags.
  */
+import { format } from 'node:util';
+import createDebug from 'debug';
 import { createOnce, type Once, OnceInputError, type RedisSpec } from '../index.js';
 import { UsageError } from './errors.js';
 import { cliWording } from './wording.js';
@@ -55,7 +57,19 @@ export function resolveConnection(flags: ConnectionFlags): Connection {
     );
   }
   if (!parsed.hostname) throw new UsageError(`--redis "${maskRedisUrl(url)}" has no host`);
+  maskDebugOutput(secrets);
   return { spec: url, display: maskRedisUrl(url), secrets };
+}
+
+/**
+ * Debug lines (DEBUG=…) are masked too, --verbose or not: ioredis' own (DEBUG=ioredis:*) print each
+ * command's arguments, HELLO's and AUTH's password among them. (--verbose installs the same mask.)
+ */
+function maskDebugOutput(secrets: readonly string[]): void {
+  if (secrets.length === 0) return;
+  createDebug.log = (...args: unknown[]) => {
+    process.stderr.write(`${scrub(format(...args), secrets)}\n`);
+  };
 }
 
 /** `a:7000,b:7001` → [{ host: 'a', port: 7000 }, …]; a missing port is 6379. */

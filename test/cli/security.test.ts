@@ -3,7 +3,7 @@
  *
  * - the password given with --redis or REDIS_URL never shows on stdout or stderr, nor in `status
  *   --json`, whatever fails (unreachable, a wrong password, TLS refused, NOPERM, a wait timing out, a
- *   failing command that prints the URL itself), with --verbose and with DEBUG=redis-once*;
+ *   failing command that prints the URL itself), with --verbose and with DEBUG=redis-once*,ioredis:*;
  * - each refusal exits 69 at once with what to change;
  * - `doctor` as the ACL user managed services hand out: nothing printed but its findings;
  * - `list` matches a namespace literally: glob characters in it select no other namespace.
@@ -79,8 +79,9 @@ afterAll(async () => {
 
 describe('the password never shows', () => {
   /**
-   * One CLI run: the URL by --redis with --verbose (stack traces, debug lines masked by the CLI), or by
-   * REDIS_URL with DEBUG=redis-once* (the library's debug lines as they are, unmasked).
+   * One CLI run: the URL by --redis with --verbose (stack traces, the library's debug lines), or by
+   * REDIS_URL with DEBUG=redis-once*,ioredis:* (ioredis' debug lines print each command's arguments:
+   * AUTH's password among them, unless masked).
    */
   function cli(
     args: string[],
@@ -90,7 +91,7 @@ describe('the password never shows', () => {
     const [command, ...rest] = args;
     return how === 'flag'
       ? runCli([command!, '--redis', redisUrl, '--verbose', ...rest])
-      : runCli(args, { env: { REDIS_URL: redisUrl, DEBUG: 'redis-once*' } });
+      : runCli(args, { env: { REDIS_URL: redisUrl, DEBUG: 'redis-once*,ioredis:*' } });
   }
 
   const HOWS = ['flag', 'env'] as const;
@@ -203,8 +204,9 @@ describe('the password never shows', () => {
       if (how === 'flag') expect(ran.stderr, where).toMatch(/\n\s+at /);
       expect(leaksIn(ran.stdout + ran.stderr), `${where}: ${ran.output}`).toEqual([]);
     }
-    // DEBUG=redis-once* did print the library's lines (not masked by the CLI: they must be clean).
+    // DEBUG did print debug lines, ours and ioredis'.
     expect(runs.some(({ how, cli: ran }) => how === 'env' && /redis-once:\w+ /.test(ran.stderr))).toBe(true);
+    expect(runs.some(({ how, cli: ran }) => how === 'env' && /ioredis:\w+ /.test(ran.stderr))).toBe(true);
   }, 60_000);
 
   it('a command that prints REDIS_URL itself: its stored error and every reader are masked', async () => {
