@@ -22,7 +22,7 @@ const debug = createDebug('redis-once:renewer');
 /** How often this thread shows it is alive while it leads. */
 const BEAT_MS = 100;
 /** The thread stays this long after its last lease, for the next lead of a burst. */
-const LINGER_MS = 5_000;
+const LINGER_MS = 10_000;
 
 /** A lease the standby renewer watches: its cell, and how to stop watching. */
 export interface Standby {

@@ -115,7 +115,9 @@ describe.skipIf(!canInjectFaults).each(CLIENT_KINDS)('a leader that dies or stal
 
   it('keeps its lease through a synchronous block of 3 × its lease (the standby renewer): fn runs once, nobody takes over', async () => {
     const namespace = `busy-${randomUUID()}`;
-    const busy = await Worker.start(config(namespace, 'busy', { blockMs: 3 * LEASE_MS, fnMs: 0 }));
+    const busy = await Worker.start(
+      config(namespace, 'busy', { blockMs: 3 * LEASE_MS, fnMs: 0, warmUp: true }),
+    );
     const follower = await Worker.start(config(namespace, 'waiting'));
     busy.go();
     const first = await busy.next((e) => e.type === 'fn-start');
@@ -135,7 +137,7 @@ describe.skipIf(!canInjectFaults).each(CLIENT_KINDS)('a leader that dies or stal
   it('loses its lease when blocked past maxStallMs (a wedged loop): a follower takes over, as without the standby', async () => {
     const namespace = `wedged-${randomUUID()}`;
     const wedged = await Worker.start(
-      config(namespace, 'wedged', { blockMs: 3 * LEASE_MS, fnMs: 0, maxStallMs: LEASE_MS / 2 }),
+      config(namespace, 'wedged', { blockMs: 3 * LEASE_MS, fnMs: 0, maxStallMs: LEASE_MS / 2, warmUp: true }),
     );
     const follower = await Worker.start(config(namespace, 'fresh'));
     wedged.go();
@@ -159,7 +161,13 @@ describe.skipIf(!canInjectFaults).each(CLIENT_KINDS)('a leader that dies or stal
     try {
       // fn blocks long enough for the proxy to be black-holed before the standby's first renewal.
       const busy = await Worker.start(
-        config(namespace, 'cutoff', { url: proxy.url, blockMs: 3 * LEASE_MS, fnMs: 0, redisTimeoutMs: 500 }),
+        config(namespace, 'cutoff', {
+          url: proxy.url,
+          blockMs: 3 * LEASE_MS,
+          fnMs: 0,
+          redisTimeoutMs: 500,
+          warmUp: true,
+        }),
       );
       const follower = await Worker.start(config(namespace, 'fresh'));
       busy.go();

@@ -95,5 +95,10 @@ process.on('message', async (message: { type: string }) => {
   process.disconnect?.();
 });
 
-if (config.warmUp) await once.run(`warm-up:${config.nodeId}`, () => true);
+if (config.warmUp) {
+  await once.run(`warm-up:${config.nodeId}`, () => true);
+  // As in a process that has led before: its standby thread up (it starts with a first lead and, from
+  // these sources on a loaded machine, can take most of a 1 s lease to boot).
+  await (once as unknown as { standby?: { whenReady(): Promise<void> } }).standby?.whenReady();
+}
 send({ type: 'ready', nodeId: config.nodeId });

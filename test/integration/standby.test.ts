@@ -74,6 +74,15 @@ describe('on one master', () => {
     },
   );
 
+  it("a process's first lead, its thread not started yet: with a 2 s lease the thread is up in time", async () => {
+    const once = open({ redis: redis.url, leaseMs: 2_000 });
+    const result = await once.runDetailed('cold', (ctx) => {
+      busy(4_000);
+      return { aborted: ctx.signal.aborted };
+    });
+    expect(result).toMatchObject({ role: 'leader', attempt: 1, value: { aborted: false } });
+  });
+
   it('without the standby (maxStallMs 0) the same fn loses its lease: what the standby changes', async () => {
     const once = open({ redis: redis.url, maxStallMs: 0 });
     await expect(once.run('warm', () => busy(BLOCK_MS))).rejects.toMatchObject({ name: 'LeaseLostError' });
