@@ -5,8 +5,8 @@
 export type { OnceContext, PreviousAttempt, PreviousOutcome } from './context.js';
 export type { RedisClient, RedisSpec } from './drivers/index.js';
 export type { IoredisLike } from './drivers/ioredis.js';
-export type { NodeRedisClient, NodeRedisCluster } from './drivers/node-redis.js';
-export type { ErrorSummary, OnceErrorCode } from './errors.js';
+export type { ClusterNode, NodeRedisClient, NodeRedisCluster } from './drivers/node-redis.js';
+export type { ErrorSummary, OnceErrorCode, RedisRefusalReason } from './errors.js';
 export {
   LeaseLostError,
   OnceAbortError,

@@ -46,6 +46,8 @@ interface Conn {
   readonly forsaken: Map<string, boolean>;
   up: boolean;
   upWaiters: Array<() => void>;
+  /** The driver said the connection is refused as configured (TLS, AUTH), until it is up again. */
+  refusal: Error | undefined;
   /** performance.now() when the server was last heard on this connection. */
   heardAt: number;
   health: NodeJS.Timeout | undefined;
@@ -179,6 +181,7 @@ export class Subscriptions {
     channel.subscribing = true;
     const attempt = async () => {
       const conn = await this.route(channel, reroute);
+      if (conn.refusal) throw conn.refusal;
       await this.whenUp(conn);
       // Not bounded here: a connection found silent is replaced, and its pending commands rejected.
       await conn.connection.subscribe([channel.name], channel.sharded);
@@ -207,10 +210,15 @@ export class Subscriptions {
       (error: unknown) => {
         channel.subscribing = false;
         if (!this.watched(channel) || channel.confirmed) return;
+        if (isTypedRefusal(error)) {
+          // The connection is refused as configured (the driver named why): trying again would not help.
+          for (const waiter of channel.onConfirmed.splice(0)) waiter.reject(error);
+          return;
+        }
         if (isRefusal(error)) {
           // The server said no (an ACL without the channel, say): trying again would not change it.
           const refusal = new RedisUnavailableError(
-            `Redis at ${channel.conn?.id ?? this.driver.label} refused subscribing to ${channel.name}: ${errorText(error)}`,
+            `Redis at ${channel.conn?.address ? channel.conn.id : this.driver.label} refused subscribing to ${channel.name}: ${errorText(error)}`,
             { cause: safeCause(error) },
           );
           for (const waiter of channel.onConfirmed.splice(0)) waiter.reject(refusal);
@@ -254,6 +262,7 @@ export class Subscriptions {
       forsaken: new Map(),
       up: false,
       upWaiters: [],
+      refusal: undefined,
       heardAt: performance.now(),
       health: undefined,
       connection: this.driver.openSubscriber(
@@ -265,6 +274,7 @@ export class Subscriptions {
           },
           up: () => {
             conn.up = true;
+            conn.refusal = undefined;
             conn.heardAt = performance.now();
             for (const wake of conn.upWaiters.splice(0)) wake();
             for (const [name, sharded] of conn.forsaken) {
@@ -282,6 +292,15 @@ export class Subscriptions {
               this.interrupt(channel);
               // On a Cluster the slot may have moved to another master (a failover): route again.
               if (this.driver.isCluster) this.subscribe(channel, true);
+            }
+          },
+          refused: (error) => {
+            // Every wait for this connection ends now, with the driver's typed error; a later listen
+            // fails at once until the connection is up again.
+            conn.refusal = error;
+            for (const channel of [...conn.channels]) {
+              if (channel.confirmed) continue;
+              for (const waiter of channel.onConfirmed.splice(0)) waiter.reject(error);
             }
           },
           dropped: (name) => {
@@ -361,6 +380,11 @@ export class Subscriptions {
     this.conns.delete(conn.id);
     conn.connection.close().catch(() => {});
   }
+}
+
+/** The driver's typed refusal (TLS, AUTH): a RedisUnavailableError with a `reason`. */
+function isTypedRefusal(error: unknown): error is RedisUnavailableError {
+  return error instanceof RedisUnavailableError && error.reason !== undefined;
 }
 
 /** A reply the server gave (not a connection problem), that no retry would change. */

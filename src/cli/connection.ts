@@ -154,6 +154,8 @@ export function openOnce(connection: Connection, flags: OnceFlags): Once {
       doneTtlMs: flags.doneTtl,
       redisTimeoutMs: flags.redisTimeout,
       nodeId: flags.nodeId,
+      // The command runs in a child process: this event loop never blocks, so no standby thread.
+      maxStallMs: 0,
     });
   } catch (error) {
     if (error instanceof OnceInputError) throw new UsageError(cliWording(error.message));

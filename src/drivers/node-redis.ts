@@ -30,7 +30,7 @@ export interface NodeRedisClient {
   SUNSUBSCRIBE(channels: string[], listener?: (message: string, channel: string) => void): Promise<void>;
 }
 
-interface ClusterNode {
+export interface ClusterNode {
   readonly host: string;
   readonly port: number;
 }

@@ -53,6 +53,7 @@ function open(connection: RenewerConnection, timeoutMs: number): Redis | Cluster
   const failFast = {
     enableOfflineQueue: false,
     enableReadyCheck: false,
+    disableClientInfo: true,
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
     disconnectTimeout: 200,
@@ -69,6 +70,8 @@ function open(connection: RenewerConnection, timeoutMs: number): Redis | Cluster
             enableReadyCheck: false,
             redisOptions: { ...connection.redisOptions, ...failFast },
           });
+  // Reported through the driver's calls (unanswered renewals), never printed by ioredis.
+  client.on('error', () => {});
   return client;
 }
 
