@@ -143,7 +143,7 @@ afterAll(() => {
 });
 
 describe('the packed package', () => {
-  it('contains the entry points: ESM, CJS, their types, the OpenTelemetry bridge and the CLI', () => {
+  it('contains the entry points: ESM, CJS, their types, the OpenTelemetry bridge, the CLI and the standby renewer’s thread', () => {
     expect(files).toEqual(
       expect.arrayContaining([
         'package.json',
@@ -158,6 +158,7 @@ describe('the packed package', () => {
         'dist/otel.d.ts',
         'dist/otel.d.cts',
         'dist/cli.js',
+        'dist/renewer-thread.js',
       ]),
     );
   });
@@ -383,8 +384,15 @@ async function main() {
     });
     say({ event: 'calling', entry });
     say({ event: 'result', value: await result });
-    // And a key of its own, so that each build, ESM and CommonJS, also leads a run to its end.
-    say({ event: 'led', value: await once.run(key + ':' + process.pid, (ctx) => ctx.key) });
+    // And a key of its own, so that each build, ESM and CommonJS, also leads a run to its end — one
+    // whose fn blocks the event loop for twice its lease: the standby thread beside the installed
+    // bundle (dist/renewer-thread.js) must keep the lease.
+    const blocking = (ctx) => {
+      const until = Date.now() + 4_000;
+      while (Date.now() < until) {}
+      return ctx.key;
+    };
+    say({ event: 'led', value: await once.run(key + ':' + process.pid, blocking, { leaseMs: 2_000 }) });
   } finally {
     await once.close();
   }
