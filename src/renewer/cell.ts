@@ -10,13 +10,16 @@
  *   [2] RENEWALS renewals the standby renewer proved (figures and tests)
  *   [3] REPLIED  when the standby's last proven renewal was answered (Redis keeps the lease until then
  *                + the lease, at most: how long `close()` may wait for fn); only ever raised
+ *   [4] GEN      which lease holds the cell now: cells are pooled (CellPool), and the thread acts on
+ *                a cell only for the generation it was told of
  * The heartbeat (one per renewer): [0] when the leader's thread last showed signs of life.
  */
 const PROVEN = 0;
 const STATE = 1;
 const RENEWALS = 2;
 const REPLIED = 3;
-export const CELL_SLOTS = 4;
+const GEN = 4;
+export const CELL_SLOTS = 5;
 
 export const RUNNING = 0n;
 export const STOPPED = 1n;
@@ -44,10 +47,77 @@ export function fromShared(us: bigint): number {
   return Number(us - offsetUs) / 1000;
 }
 
+/** A cell of its own (tests); the standby renewer takes its cells from a CellPool. */
 export function newCell(provenSentAt: number): BigInt64Array {
   const cell = new BigInt64Array(new SharedArrayBuffer(CELL_SLOTS * 8));
   Atomics.store(cell, PROVEN, toShared(provenSentAt));
   return cell;
+}
+
+/** Cell `slot` of a pool's memory, as both threads view it. */
+export function cellAt(memory: SharedArrayBuffer, slot: number): BigInt64Array {
+  return new BigInt64Array(memory, slot * CELL_SLOTS * 8, CELL_SLOTS);
+}
+
+export function generationOf(cell: BigInt64Array): number {
+  return Number(Atomics.load(cell, GEN));
+}
+
+/**
+ * The cells of one standby renewer, in one piece of shared memory handed to its thread once: a lead
+ * allocates nothing shared and transfers nothing. A freed cell is taken again only after `quarantineMs`
+ * (far longer than the thread can be between checking a cell's generation and writing to it), and with
+ * a new generation, so the thread never writes for one lease into another's cell.
+ */
+export class CellPool {
+  readonly memory: SharedArrayBuffer;
+  // The freed cells, oldest first: a queue over two arrays (head moves, nothing is shifted).
+  private readonly freedSlots: number[] = [];
+  private readonly freedAt: number[] = [];
+  private head = 0;
+  private used = 0;
+  private generation = 0;
+
+  constructor(
+    private readonly size: number,
+    private readonly quarantineMs: number,
+  ) {
+    this.memory = new SharedArrayBuffer(size * CELL_SLOTS * 8);
+  }
+
+  /** A cell for a lease proven from `provenSentAt`, RUNNING; undefined when every cell is taken. */
+  take(provenSentAt: number): { slot: number; generation: number; cell: BigInt64Array } | undefined {
+    let slot: number;
+    if (
+      this.head < this.freedSlots.length &&
+      performance.now() - this.freedAt[this.head]! >= this.quarantineMs
+    ) {
+      slot = this.freedSlots[this.head++]!;
+      if (this.head > 1024 && this.head * 2 > this.freedSlots.length) {
+        this.freedSlots.splice(0, this.head);
+        this.freedAt.splice(0, this.head);
+        this.head = 0;
+      }
+    } else if (this.used < this.size) slot = this.used++;
+    else return undefined;
+    // Kept to 32 bits: the thread is told it in a Uint32 (ring.ts).
+    this.generation = (this.generation + 1) >>> 0;
+    const generation = this.generation;
+    const cell = cellAt(this.memory, slot);
+    // The generation first: from here a thread still holding the cell's last lease leaves it alone.
+    Atomics.store(cell, GEN, BigInt(generation));
+    Atomics.store(cell, PROVEN, toShared(provenSentAt));
+    Atomics.store(cell, RENEWALS, 0n);
+    Atomics.store(cell, REPLIED, 0n);
+    Atomics.store(cell, STATE, RUNNING);
+    return { slot, generation, cell };
+  }
+
+  /** The cell's lease ended (its state is no longer RUNNING): the cell may serve another, later. */
+  give(slot: number): void {
+    this.freedSlots.push(slot);
+    this.freedAt.push(performance.now());
+  }
 }
 
 /** performance.now() at the sending of the last proven claim or renewal. */

@@ -13,14 +13,27 @@ import createDebug from 'debug';
 import type { RedisSpec } from '../drivers/index.js';
 import type { KeyNames } from '../keys.js';
 import type { OnceLogger } from '../options.js';
-import { beat, endCell, newCell, newHeartbeat, STOPPED } from './cell.js';
+import { beat, CellPool, endCell, generationOf, newCell, newHeartbeat, STOPPED } from './cell.js';
 import { type RenewerConnection, renewerConnection } from './connection.js';
 import type { ThreadConfig, ToMain, ToThread } from './messages.js';
+import { append, newRing } from './ring.js';
 
 const debug = createDebug('redis-once:renewer');
 
-/** How often this thread shows it is alive while it leads. */
+/** How often this thread shows it is alive while the standby's thread runs. */
 const BEAT_MS = 100;
+/**
+ * Cells in the pool (40 bytes each): enough for a process leading some hundred thousand short keys a
+ * second; a lead that finds none free gets a cell of its own, sent with a message.
+ */
+const POOL_CELLS = 65_536;
+/**
+ * How long a freed cell rests before another lease takes it (cell.ts, CellPool): far longer than the
+ * thread can be held between checking a cell's generation and writing to it.
+ */
+const CELL_QUARANTINE_MS = 250;
+/** The ring of leases recorded for the thread (ring.ts): thousands of records between two drains. */
+const RING_BYTES = 1 << 20;
 /** The thread stays this long after its last lease, for the next lead of a burst. */
 const LINGER_MS = 10_000;
 
@@ -66,6 +79,10 @@ export function standbyRenewer(
 export class StandbyRenewer {
   private worker: Worker | undefined;
   private readonly heartbeat = newHeartbeat();
+  private readonly pool = new CellPool(POOL_CELLS, CELL_QUARANTINE_MS);
+  private readonly ring = newRing(RING_BYTES);
+  /** When the last watch ended: the thread ends LINGER_MS after it, if nothing was watched since. */
+  private idleSince = 0;
   private beatTimer: NodeJS.Timeout | undefined;
   private lingerTimer: NodeJS.Timeout | undefined;
   /** The leases watched now, each with what to do if the thread finds it refused. */
@@ -99,20 +116,24 @@ export class StandbyRenewer {
       this.warnFailed(error as Error);
       return undefined;
     }
+    const { slot, generation, cell } = this.pool.take(provenSentAt) ?? ownCell(provenSentAt);
     const id = ++this.nextId;
-    const cell = newCell(provenSentAt);
     this.watches.set(id, onRefused);
-    this.post(worker, { type: 'watch', id, cell, names, leaseValue, leaseMs });
-    this.startBeating();
+    const record = { id, slot, generation, leaseMs, key: names.key, leaseKey: names.lease, leaseValue };
+    if (slot === undefined || !append(this.ring, { ...record, slot })) {
+      const message: ToThread = [id, slot ?? cell, generation, names.key, names.lease, leaseValue, leaseMs];
+      worker.postMessage(message);
+    }
     let stopped = false;
     return {
       cell,
       stop: () => {
         if (stopped) return;
         stopped = true;
+        // The thread drops the watch when it sees the cell stopped: no message for it.
         endCell(cell, STOPPED);
+        if (slot !== undefined) this.pool.give(slot);
         this.watches.delete(id);
-        if (this.worker === worker) this.post(worker, { type: 'unwatch', id });
         if (this.watches.size === 0) this.idle();
       },
     };
@@ -133,12 +154,13 @@ export class StandbyRenewer {
   }
 
   private start(): Worker {
-    clearTimeout(this.lingerTimer);
     if (this.worker) return this.worker;
     const config: ThreadConfig = {
       connections: this.options.connections,
       redisTimeoutMs: this.options.redisTimeoutMs,
       heartbeat: this.heartbeat,
+      cells: this.pool.memory,
+      ring: this.ring,
       beatMs: BEAT_MS,
       maxStallMs: this.options.maxStallMs,
     };
@@ -164,6 +186,7 @@ export class StandbyRenewer {
       if (this.worker === worker && !this.closed) this.fail(worker, new Error(`exited with code ${code}`));
     });
     this.worker = worker;
+    this.startBeating();
     debug('standby renewer started');
     return worker;
   }
@@ -185,20 +208,29 @@ export class StandbyRenewer {
     debug('standby renewer failed: %s', error.message);
   }
 
-  private post(worker: Worker, message: ToThread): void {
-    worker.postMessage(message);
-  }
-
+  /**
+   * Nothing watched now: the thread ends LINGER_MS later unless a lead comes first. One timer for the
+   * whole idle time, not one per lead: a burst of short leads arms it once.
+   */
   private idle(): void {
-    this.stopBeating();
-    if (this.closed) return;
-    clearTimeout(this.lingerTimer);
-    this.lingerTimer = setTimeout(() => {
+    this.idleSince = performance.now();
+    if (this.closed || this.lingerTimer) return;
+    const check = () => {
+      this.lingerTimer = undefined;
+      if (this.closed || this.watches.size > 0) return;
+      const left = this.idleSince + LINGER_MS - performance.now();
+      if (left > 0) {
+        this.lingerTimer = setTimeout(check, left);
+        this.lingerTimer.unref();
+        return;
+      }
       const worker = this.worker;
       this.worker = undefined;
+      this.stopBeating();
       if (worker) void worker.terminate();
       debug('standby renewer ended (idle)');
-    }, LINGER_MS);
+    };
+    this.lingerTimer = setTimeout(check, LINGER_MS);
     this.lingerTimer.unref();
   }
 
@@ -213,6 +245,12 @@ export class StandbyRenewer {
     clearInterval(this.beatTimer);
     this.beatTimer = undefined;
   }
+}
+
+/** A cell outside the pool (every pooled one is taken or resting), sent to the thread with its lease. */
+function ownCell(provenSentAt: number): { slot: undefined; generation: number; cell: BigInt64Array } {
+  const cell = newCell(provenSentAt);
+  return { slot: undefined, generation: generationOf(cell), cell };
 }
 
 /**

@@ -15,8 +15,10 @@ import { IoredisDriver } from '../drivers/ioredis.js';
 import type { KeyNames } from '../keys.js';
 import { renew } from '../scripts.js';
 import {
+  cellAt,
   countRenewal,
   endCell,
+  generationOf,
   lastBeat,
   prove,
   provenSentAt,
@@ -28,6 +30,7 @@ import {
 import type { RenewerConnection } from './connection.js';
 import { abortAtOf, standbyMove } from './decision.js';
 import type { ThreadConfig, ToMain, ToThread } from './messages.js';
+import { drain } from './ring.js';
 
 const config = workerData as ThreadConfig;
 const clients = config.connections.map((connection) => open(connection, config.redisTimeoutMs));
@@ -35,15 +38,20 @@ const drivers = clients.map((client) => new IoredisDriver(client, true, config.r
 const majority = Math.floor(drivers.length / 2) + 1;
 const heartbeat = config.heartbeat;
 const watched = new Map<number, Watch>();
+/** How often watched leases are scanned, while there are any. */
+const SCAN_MS = 50;
 
 interface Watch {
   cell: BigInt64Array;
+  /** The cell's generation for this lease (cells are pooled). */
+  generation: number;
   names: KeyNames;
   leaseValue: string;
   leaseMs: number;
   /** Without a heartbeat this long, the leader's thread counts as stalled (see `stalledAfter`). */
   stalledAfterMs: number;
-  timer: NodeJS.Timeout | undefined;
+  /** performance.now() at which the scan looks at it next. */
+  lookAt: number;
   renewing: boolean;
 }
 
@@ -91,25 +99,34 @@ void Promise.all(
   ),
 ).then(() => send({ type: 'ready' }));
 
-parentPort!.on('message', (message: ToThread) => {
-  if (message.type === 'watch') {
-    const watch: Watch = {
-      cell: message.cell,
-      names: message.names,
-      leaseValue: message.leaseValue,
-      leaseMs: message.leaseMs,
-      stalledAfterMs: stalledAfter(message.leaseMs),
-      timer: undefined,
-      renewing: false,
-    };
-    watched.set(message.id, watch);
-    schedule(message.id, watch);
-  } else if (message.type === 'unwatch') {
-    const watch = watched.get(message.id);
-    clearTimeout(watch?.timer);
-    watched.delete(message.id);
-  }
+parentPort!.on('message', ([id, where, generation, key, leaseKey, leaseValue, leaseMs]: ToThread) => {
+  const cell = typeof where === 'number' ? cellAt(config.cells, where) : where;
+  standBy(id, cell, generation, key, leaseKey, leaseValue, leaseMs);
 });
+const scanner = setInterval(scan, SCAN_MS);
+scanner.unref();
+
+function standBy(
+  id: number,
+  cell: BigInt64Array,
+  generation: number,
+  key: string,
+  leaseKey: string,
+  leaseValue: string,
+  leaseMs: number,
+): void {
+  watched.set(id, {
+    cell,
+    generation,
+    // What a renewal needs of the key's names: the lease's, and the key for messages.
+    names: { key, lease: leaseKey } as KeyNames,
+    leaseValue,
+    leaseMs,
+    stalledAfterMs: stalledAfter(leaseMs),
+    lookAt: provenSentAt(cell) + leaseMs / 2,
+    renewing: false,
+  });
+}
 
 /**
  * How long without a heartbeat means stalled, for a lease of `leaseMs`: short enough to act at half the
@@ -120,24 +137,34 @@ function stalledAfter(leaseMs: number): number {
   return Math.max(2 * config.beatMs, Math.min(1_000, leaseMs / 4));
 }
 
-/** The next look at `watch`: when its leader's own renewal is overdue, or sooner. */
-function schedule(id: number, watch: Watch): void {
-  clearTimeout(watch.timer);
-  const due = provenSentAt(watch.cell) + watch.leaseMs / 2;
-  // Look again at least this often: the leader may stall, or wake, at any moment. Past due (its
-  // leader late, awake or wedged, or a renewal here that failed fast) the rule may say wait for a
-  // long while: look at this pace, not at once.
-  const every = Math.min(250, watch.leaseMs / 10);
+/**
+ * One timer for every watch, running while the thread does: it takes in the leases leads recorded
+ * (ring.ts), drops those that ended (their cell not RUNNING for their generation: fn settled, lost,
+ * closing), and looks at the others when due.
+ */
+function scan(): void {
+  for (const r of drain(config.ring)) {
+    standBy(r.id, cellAt(config.cells, r.slot), r.generation, r.key, r.leaseKey, r.leaseValue, r.leaseMs);
+  }
   const now = performance.now();
-  const delay = due > now ? Math.min(due - now, every) : every;
-  watch.timer = setTimeout(() => void look(id, watch), delay);
-  watch.timer.unref();
+  for (const [id, watch] of watched) {
+    if (!ours(watch)) watched.delete(id);
+    else if (!watch.renewing && now >= watch.lookAt) void look(id, watch, now);
+  }
 }
 
-async function look(id: number, watch: Watch): Promise<void> {
-  // A renewal on its way reschedules when answered; only timers call this, one per watch at a time.
-  if (watched.get(id) !== watch || stateOf(watch.cell) !== RUNNING || watch.renewing) return;
-  const now = performance.now();
+/** The watch's lease still holds its cell, and runs. */
+function ours(watch: Watch): boolean {
+  return generationOf(watch.cell) === watch.generation && stateOf(watch.cell) === RUNNING;
+}
+
+/** When to look at `watch` next: when its leader's own renewal is overdue, and then at this pace. */
+function nextLook(watch: Watch, now: number): number {
+  const due = provenSentAt(watch.cell) + watch.leaseMs / 2;
+  return due > now ? due : now + Math.min(250, watch.leaseMs / 10);
+}
+
+async function look(id: number, watch: Watch, now: number): Promise<void> {
   const sentAt = provenSentAt(watch.cell);
   const move = standbyMove({
     now,
@@ -152,15 +179,18 @@ async function look(id: number, watch: Watch): Promise<void> {
     return;
   }
   if (move.kind === 'wait') {
-    schedule(id, watch);
+    watch.lookAt = nextLook(watch, now);
     return;
   }
   watch.renewing = true;
   const outcome = await renewOn(watch, move.withinMs);
   watch.renewing = false;
-  if (watched.get(id) !== watch) return;
   // Proven only if answered while the lease it extends could still be trusted (lease.ts's rule).
   const answeredAt = performance.now();
+  if (!ours(watch)) {
+    watched.delete(id);
+    return;
+  }
   if (outcome === 'renewed' && answeredAt < abortAtOf(sentAt, watch.leaseMs)) {
     prove(watch.cell, now);
     proveReply(watch.cell, answeredAt);
@@ -171,7 +201,7 @@ async function look(id: number, watch: Watch): Promise<void> {
     send({ type: 'refused', id });
     return;
   }
-  schedule(id, watch);
+  watch.lookAt = nextLook(watch, performance.now());
 }
 
 /** One renewal on every master; proven by a majority's yes, refused by a majority's no. */

@@ -15,9 +15,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createOnce, type Once, OnceClosedError, OnceForeignValueError } from '../../src/index.js';
 import { keyNames } from '../../src/keys.js';
 import { enableOpenTelemetry } from '../../src/otel.js';
-import { beat, newCell, newHeartbeat } from '../../src/renewer/cell.js';
+import { beat, CellPool, endCell, newHeartbeat, STOPPED } from '../../src/renewer/cell.js';
 import { renewerConnection } from '../../src/renewer/connection.js';
 import type { ThreadConfig, ToThread } from '../../src/renewer/messages.js';
+import { newRing } from '../../src/renewer/ring.js';
 import { gate } from '../helpers/gate.js';
 import { points, type TestTelemetry, testTelemetry } from '../helpers/otel.js';
 import { type RedisServer, startRedis } from '../helpers/redis-server.js';
@@ -207,19 +208,26 @@ describe('standby renewer', () => {
     const thread = new URL('../../src/renewer/thread.ts', here).href;
     const boot = `
       const { workerData } = await import('node:worker_threads');
-      const original = globalThis.setTimeout;
-      globalThis.setTimeout = (fn, ms, ...args) => {
-        Atomics.add(workerData.counter, 0, 1);
-        return original(fn, ms, ...args);
-      };
+      // Counts timer callbacks run, whichever kind of timer.
+      for (const name of ['setTimeout', 'setInterval']) {
+        const original = globalThis[name];
+        globalThis[name] = (fn, ms, ...args) =>
+          original((...a) => {
+            Atomics.add(workerData.counter, 0, 1);
+            return fn(...a);
+          }, ms, ...args);
+      }
       await import(${JSON.stringify(pathToFileURL(tsx).href)}).then(({ register }) => register());
       await import(${JSON.stringify(lua)});
       await import(${JSON.stringify(thread)});`;
     const heartbeat = newHeartbeat();
+    const pool = new CellPool(4, 10_000);
     const config: ThreadConfig & { counter: Int32Array } = {
       connections: [{ kind: 'url', url: redis.url }],
       redisTimeoutMs: 1000,
       heartbeat,
+      cells: pool.memory,
+      ring: newRing(1024),
       beatMs: 100,
       maxStallMs: 60_000,
       counter,
@@ -236,19 +244,14 @@ describe('standby renewer', () => {
     // still valid for about 6.7 s, its leader awake. The rule says wait; the thread should look again
     // every 250 ms (a tenth of the lease at most), not every millisecond.
     const LEASE_MS = 30_000;
-    const message: ToThread = {
-      type: 'watch',
-      id: 1,
-      cell: newCell(performance.now() - 20_000),
-      names: keyNames(ns(), 'k'),
-      leaseValue: 'not-ours',
-      leaseMs: LEASE_MS,
-    };
+    const { slot, generation, cell } = pool.take(performance.now() - 20_000)!;
+    const names = keyNames(ns(), 'k');
+    const message: ToThread = [1, slot, generation, names.key, names.lease, 'not-ours', LEASE_MS];
     const before = Atomics.load(counter, 0);
     worker.postMessage(message);
     await sleep(500);
     const timers = Atomics.load(counter, 0) - before;
-    worker.postMessage({ type: 'unwatch', id: 1 } satisfies ToThread);
+    endCell(cell, STOPPED);
     expect(timers).toBeLessThan(20);
   });
 
