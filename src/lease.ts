@@ -163,7 +163,13 @@ export class Lease {
     this.stopped = true;
     clearTimeout(this.renewTimer);
     clearTimeout(this.abortTimer);
-    this.standby?.stop();
+    const standby = this.standby;
+    if (!standby) return;
+    // What the standby proved stays ours; its cell is given back (another lease may take it soon).
+    this.sentAt = Math.max(this.sentAt, provenSentAt(standby.cell));
+    this.repliedAt = Math.max(this.repliedAt, standbyRepliedAt(standby.cell));
+    this.standby = undefined;
+    standby.stop();
   }
 
   /**

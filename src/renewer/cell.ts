@@ -5,25 +5,33 @@
  *
  * A lease's cell (BigInt64, Atomics only):
  *   [0] PROVEN   when the last proven claim or renewal was sent, by either side; only ever raised
- *   [1] STATE    RUNNING, STOPPED (fn settled, lost, closed: never renew again) or REFUSED (the
- *                renewer was told the lease is not ours)
+ *   [1] STATE    the lease's generation (which lease holds the cell: cells are pooled) and its state,
+ *                in one word, so every change the thread makes is one compare-and-swap against both:
+ *                RUNNING, STOPPED (fn settled, lost, closed: never renew again), REFUSED (the renewer
+ *                was told the lease is not ours); and, while the thread writes to the cell, BUSY (still
+ *                running) or STOPPED_BUSY (stopped meanwhile: not to be reused before the thread is done)
  *   [2] RENEWALS renewals the standby renewer proved (figures and tests)
  *   [3] REPLIED  when the standby's last proven renewal was answered (Redis keeps the lease until then
  *                + the lease, at most: how long `close()` may wait for fn); only ever raised
- *   [4] GEN      which lease holds the cell now: cells are pooled (CellPool), and the thread acts on
- *                a cell only for the generation it was told of
  * The heartbeat (one per renewer): [0] when the leader's thread last showed signs of life.
  */
 const PROVEN = 0;
 const STATE = 1;
 const RENEWALS = 2;
 const REPLIED = 3;
-const GEN = 4;
-export const CELL_SLOTS = 5;
+export const CELL_SLOTS = 4;
 
 export const RUNNING = 0n;
 export const STOPPED = 1n;
 export const REFUSED = 2n;
+const BUSY = 3n;
+const STOPPED_BUSY = 4n;
+const STATE_BITS = 3n;
+const STATE_MASK = 7n;
+
+function word(generation: number, state: bigint): bigint {
+  return (BigInt(generation) << STATE_BITS) | state;
+}
 
 // The offset from this thread's performance.now() to the shared clock, taken once per thread (both
 // clocks are the same monotonic source; only their origins differ). performance.now() is warmed first
@@ -60,7 +68,7 @@ export function cellAt(memory: SharedArrayBuffer, slot: number): BigInt64Array {
 }
 
 export function generationOf(cell: BigInt64Array): number {
-  return Number(Atomics.load(cell, GEN));
+  return Number(Atomics.load(cell, STATE) >> STATE_BITS);
 }
 
 /**
@@ -88,10 +96,12 @@ export class CellPool {
   /** A cell for a lease proven from `provenSentAt`, RUNNING; undefined when every cell is taken. */
   take(provenSentAt: number): { slot: number; generation: number; cell: BigInt64Array } | undefined {
     let slot: number;
-    if (
+    const rested =
       this.head < this.freedSlots.length &&
-      performance.now() - this.freedAt[this.head]! >= this.quarantineMs
-    ) {
+      performance.now() - this.freedAt[this.head]! >= this.quarantineMs &&
+      // The thread may still be writing to it (it took the cell BUSY before the lease stopped).
+      (Atomics.load(cellAt(this.memory, this.freedSlots[this.head]!), STATE) & STATE_MASK) !== STOPPED_BUSY;
+    if (rested) {
       slot = this.freedSlots[this.head++]!;
       if (this.head > 1024 && this.head * 2 > this.freedSlots.length) {
         this.freedSlots.splice(0, this.head);
@@ -104,12 +114,13 @@ export class CellPool {
     this.generation = (this.generation + 1) >>> 0;
     const generation = this.generation;
     const cell = cellAt(this.memory, slot);
-    // The generation first: from here a thread still holding the cell's last lease leaves it alone.
-    Atomics.store(cell, GEN, BigInt(generation));
+    // Stopped, under the new generation, first: from here a thread still holding the cell's last lease
+    // fails every compare-and-swap on it; then the lease's values; then RUNNING.
+    Atomics.store(cell, STATE, word(generation, STOPPED));
     Atomics.store(cell, PROVEN, toShared(provenSentAt));
     Atomics.store(cell, RENEWALS, 0n);
     Atomics.store(cell, REPLIED, 0n);
-    Atomics.store(cell, STATE, RUNNING);
+    Atomics.store(cell, STATE, word(generation, RUNNING));
     return { slot, generation, cell };
   }
 
@@ -148,13 +159,49 @@ function raise(cell: BigInt64Array, slot: number, value: bigint): void {
   }
 }
 
+/** The cell's state, its generation aside (BUSY reads as RUNNING for anyone but the thread). */
 export function stateOf(cell: BigInt64Array): bigint {
-  return Atomics.load(cell, STATE);
+  const state = Atomics.load(cell, STATE) & STATE_MASK;
+  if (state === BUSY) return RUNNING;
+  return state === STOPPED_BUSY ? STOPPED : state;
 }
 
-/** Ends the cell's lease for good: from RUNNING only, so the first ending (stop or refusal) stays. */
+/**
+ * Ends the cell's lease for good, whatever its generation: from RUNNING only, so the first ending (stop
+ * or refusal) stays. A stop while the thread writes leaves STOPPED_BUSY, for the thread to clear.
+ */
 export function endCell(cell: BigInt64Array, state: typeof STOPPED | typeof REFUSED): void {
-  Atomics.compareExchange(cell, STATE, RUNNING, state);
+  for (;;) {
+    const seen = Atomics.load(cell, STATE);
+    const current = seen & STATE_MASK;
+    const next =
+      current === RUNNING ? state : current === BUSY && state === STOPPED ? STOPPED_BUSY : undefined;
+    if (next === undefined) return;
+    const generation = Number(seen >> STATE_BITS);
+    if (Atomics.compareExchange(cell, STATE, seen, word(generation, next)) === seen) return;
+  }
+}
+
+/** The thread: marks the lease of `generation` refused, if it still runs; false when it did not. */
+export function refuse(cell: BigInt64Array, generation: number): boolean {
+  const running = word(generation, RUNNING);
+  return Atomics.compareExchange(cell, STATE, running, word(generation, REFUSED)) === running;
+}
+
+/**
+ * The thread: runs `write` on the cell while it holds the lease of `generation`, running; the cell is
+ * BUSY meanwhile, so it is not handed to another lease. False (nothing written) when it no longer does.
+ */
+export function whileOurs(cell: BigInt64Array, generation: number, write: () => void): boolean {
+  const running = word(generation, RUNNING);
+  const busy = word(generation, BUSY);
+  if (Atomics.compareExchange(cell, STATE, running, busy) !== running) return false;
+  write();
+  // Back to RUNNING, or, when the lease stopped meanwhile, to STOPPED: the cell may be reused now.
+  if (Atomics.compareExchange(cell, STATE, busy, running) !== busy) {
+    Atomics.store(cell, STATE, word(generation, STOPPED));
+  }
+  return true;
 }
 
 export function countRenewal(cell: BigInt64Array): void {

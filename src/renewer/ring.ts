@@ -12,6 +12,8 @@
 const WRITE = 0;
 const READ = 1;
 const HEADER = 16;
+/** Where a record's Uint32 fields start: after its length and its id (a Float64). */
+const FIELDS = 12;
 
 export interface LeaseRecord {
   id: number;
@@ -38,8 +40,9 @@ export function append(ring: SharedArrayBuffer, record: LeaseRecord): boolean {
   const key = encoder.encode(record.key);
   const leaseKey = encoder.encode(record.leaseKey);
   const value = encoder.encode(record.leaseValue);
-  // length, then id, slot, generation, leaseMs and the three strings' lengths, then their bytes.
-  const size = 4 + 7 * 4 + key.length + leaseKey.length + value.length;
+  // length, then id (8 bytes: ids pass 2^32), slot, generation, leaseMs and the three strings'
+  // lengths, then their bytes.
+  const size = 4 + 8 + 6 * 4 + key.length + leaseKey.length + value.length;
   const written = Number(Atomics.load(header, WRITE));
   const read = Number(Atomics.load(header, READ));
   let at = written % capacity;
@@ -52,18 +55,11 @@ export function append(ring: SharedArrayBuffer, record: LeaseRecord): boolean {
     at = 0;
   }
   data.setUint32(at, size);
-  const fields = [
-    record.id,
-    record.slot,
-    record.generation,
-    record.leaseMs,
-    key.length,
-    leaseKey.length,
-    value.length,
-  ];
-  for (let i = 0; i < fields.length; i++) data.setUint32(at + 4 + i * 4, fields[i]!);
+  data.setFloat64(at + 4, record.id);
+  const fields = [record.slot, record.generation, record.leaseMs, key.length, leaseKey.length, value.length];
+  for (let i = 0; i < fields.length; i++) data.setUint32(at + FIELDS + i * 4, fields[i]!);
   const bytes = new Uint8Array(ring, HEADER);
-  let offset = at + 4 + fields.length * 4;
+  let offset = at + FIELDS + fields.length * 4;
   for (const part of [key, leaseKey, value]) {
     bytes.set(part, offset);
     offset += part.length;
@@ -89,9 +85,9 @@ export function drain(ring: SharedArrayBuffer): LeaseRecord[] {
       read += capacity - at;
       continue;
     }
-    const field = (i: number) => data.getUint32(at + 4 + i * 4);
-    const lengths = [field(4), field(5), field(6)];
-    let offset = at + 4 + 7 * 4;
+    const field = (i: number) => data.getUint32(at + FIELDS + i * 4);
+    const lengths = [field(3), field(4), field(5)];
+    let offset = at + FIELDS + 6 * 4;
     const [key, leaseKey, leaseValue] = lengths.map((length) => {
       // A copy: the bytes may be written over once READ moves past them.
       const text = decoder.decode(bytes.slice(offset, offset + length));
@@ -99,10 +95,10 @@ export function drain(ring: SharedArrayBuffer): LeaseRecord[] {
       return text;
     }) as [string, string, string];
     records.push({
-      id: field(0),
-      slot: field(1),
-      generation: field(2),
-      leaseMs: field(3),
+      id: data.getFloat64(at + 4),
+      slot: field(0),
+      generation: field(1),
+      leaseMs: field(2),
       key,
       leaseKey,
       leaseValue,

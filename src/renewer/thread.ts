@@ -17,15 +17,15 @@ import { renew } from '../scripts.js';
 import {
   cellAt,
   countRenewal,
-  endCell,
   generationOf,
   lastBeat,
   prove,
   provenSentAt,
   proveReply,
-  REFUSED,
   RUNNING,
+  refuse,
   stateOf,
+  whileOurs,
 } from './cell.js';
 import type { RenewerConnection } from './connection.js';
 import { abortAtOf, standbyMove } from './decision.js';
@@ -187,18 +187,21 @@ async function look(id: number, watch: Watch, now: number): Promise<void> {
   watch.renewing = false;
   // Proven only if answered while the lease it extends could still be trusted (lease.ts's rule).
   const answeredAt = performance.now();
-  if (!ours(watch)) {
-    watched.delete(id);
-    return;
-  }
+  // Every write below is one compare-and-swap against the lease's generation (cell.ts): a lease that
+  // ended meanwhile, its cell perhaps another's by now, is left alone.
   if (outcome === 'renewed' && answeredAt < abortAtOf(sentAt, watch.leaseMs)) {
-    prove(watch.cell, now);
-    proveReply(watch.cell, answeredAt);
-    countRenewal(watch.cell);
+    const proven = whileOurs(watch.cell, watch.generation, () => {
+      prove(watch.cell, now);
+      proveReply(watch.cell, answeredAt);
+      countRenewal(watch.cell);
+    });
+    if (!proven) {
+      watched.delete(id);
+      return;
+    }
   } else if (outcome === 'refused') {
-    endCell(watch.cell, REFUSED);
+    if (refuse(watch.cell, watch.generation)) send({ type: 'refused', id });
     watched.delete(id);
-    send({ type: 'refused', id });
     return;
   }
   watch.lookAt = nextLook(watch, performance.now());

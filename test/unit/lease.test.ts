@@ -382,6 +382,18 @@ describe('with a standby renewer (src/renewer)', () => {
     expect(provenSentAt(s.cell)).toBeCloseTo(renewals[1]!.at, 2);
   });
 
+  it('keeps what the standby proved once stopped, and reads its cell no more (another lease may take it)', () => {
+    const { lease: l } = lease();
+    const s = standby(t0);
+    l.start(() => s);
+    prove(s.cell, t0 + 1500);
+    l.stop();
+    expect(l.abortAt).toBe(t0 + 1500 + 2668);
+    // The cell serves another lease now.
+    prove(s.cell, t0 + 50_000);
+    expect(l.abortAt).toBe(t0 + 1500 + 2668);
+  });
+
   it('never counts a proof the cell holds from before its own (a cell only rises)', () => {
     const s = standby(t0 + 1000);
     prove(s.cell, t0 + 500);

@@ -50,4 +50,11 @@ describe('the lease ring', () => {
     expect(append(ring, record(99))).toBe(true);
     expect(append(ring, record(1, 'x'.repeat(500)))).toBe(false);
   });
+
+  it('carries ids past 2^32 whole', () => {
+    const ring = newRing(1024);
+    const r = { ...record(1), id: 2 ** 32 + 5 };
+    append(ring, r);
+    expect(drain(ring)).toEqual([r]);
+  });
 });
