@@ -349,18 +349,19 @@ function s4(result: S4, config: Config): string[] {
 
 function s5(result: S5, config: Config): string[] {
   const { total, warmupKeys, coldKeys, peers } = config.s5;
-  const [once, ref] = peers as [PeerId, PeerId];
+  // Every peer measured, each (but the reference, last) as a ratio to the reference.
+  const ref = peers[peers.length - 1] as PeerId;
   const bytes = (n: number) => (Number.isFinite(n) ? `${int(n)} B` : '—');
   const us = (n: number) => (Number.isFinite(n) ? `${n.toFixed(1)} µs` : '—');
   const one = (n: number) => n.toFixed(1);
   const rows = Object.entries(result.levels).flatMap(([level, byPeer]) =>
-    [once, ref].map((p) => [
-      p === once ? int(Number(level)) : '',
+    (peers as PeerId[]).map((p, i) => [
+      i === 0 ? int(Number(level)) : '',
       label(p),
       med(byPeer[p], (x) => x.keysPerSec, int),
-      p === once
+      p !== ref
         ? cell(
-            ratios(byPeer[once], byPeer[ref], (x) => x.keysPerSec),
+            ratios(byPeer[p], byPeer[ref], (x) => x.keysPerSec),
             times,
           )
         : '',
@@ -370,12 +371,12 @@ function s5(result: S5, config: Config): string[] {
       failures(byPeer[p]),
     ]),
   );
-  const cold = [once, ref].map((p) => [
+  const cold = (peers as PeerId[]).map((p) => [
     label(p),
     med(result.cold[p], (x) => x.keysPerSec, int),
-    p === once
+    p !== ref
       ? cell(
-          ratios(result.cold[once], result.cold[ref], (x) => x.keysPerSec),
+          ratios(result.cold[p], result.cold[ref], (x) => x.keysPerSec),
           times,
         )
       : '',

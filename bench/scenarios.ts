@@ -25,7 +25,7 @@ export const FULL = {
     inFlight: [100, 1_000, 10_000],
     warmupKeys: 1_000,
     coldKeys: 2_000,
-    peers: ['redis-once', 'reference'] as PeerId[],
+    peers: ['redis-once', 'no-standby', 'reference'] as PeerId[],
   },
   s6: {
     reps: 3,
