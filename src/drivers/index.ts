@@ -38,13 +38,13 @@ export function openDriver(spec: RedisSpec, timeoutMs: number): Driver {
   if (typeof spec === 'string') {
     // Before ioredis reads it: it would throw Node's TypeError, carrying the whole URL, or misread it.
     checkUrl(spec);
-    return new IoredisDriver(new Redis(spec, failFast(timeoutMs)), true, timeoutMs, describeUrl(spec));
+    return new IoredisDriver(new Redis(spec, ownedConnection(timeoutMs)), true, timeoutMs, describeUrl(spec));
   }
   if ('cluster' in spec && Array.isArray(spec.cluster)) {
     const cluster = new Cluster(spec.cluster, {
       enableOfflineQueue: false,
       lazyConnect: true,
-      redisOptions: failFast(timeoutMs),
+      redisOptions: ownedConnection(timeoutMs),
     });
     return new IoredisDriver(cluster, true, timeoutMs, `cluster(${spec.cluster.map(addressOf).join(',')})`);
   }
@@ -57,7 +57,7 @@ export function openDriver(spec: RedisSpec, timeoutMs: number): Driver {
 }
 
 /** Connections we open ourselves fail fast: no offline queue, a connect timeout, background reconnects. */
-function failFast(timeoutMs: number) {
+export function ownedConnection(timeoutMs: number) {
   return {
     enableOfflineQueue: false,
     lazyConnect: true,

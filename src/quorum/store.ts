@@ -13,6 +13,7 @@ import {
   type CompleteRequest,
   HeldLease,
   type LeaseRef,
+  type RenewRequest,
   type Store,
 } from '../store/store.js';
 import { reconcile, seenAlike } from './reconcile.js';
@@ -205,11 +206,7 @@ export class QuorumStore implements Store {
       : snapshot;
   }
 
-  async renew(
-    names: KeyNames,
-    args: LeaseRef & { leaseMs: number },
-    withinMs: number,
-  ): Promise<RenewOutcome> {
+  async renew(names: KeyNames, args: RenewRequest, withinMs: number): Promise<RenewOutcome> {
     const bounded = Math.max(0, withinMs);
     const replies = await this.gather(
       names.key,

@@ -11,9 +11,12 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Cluster, Redis } from 'ioredis';
+import { ownedConnection } from '../drivers/index.js';
 import { IoredisDriver } from '../drivers/ioredis.js';
 import type { KeyNames } from '../keys.js';
-import { renew } from '../scripts.js';
+import { QuorumStore } from '../quorum/store.js';
+import { SingleStore } from '../store/single.js';
+import type { Store } from '../store/store.js';
 import {
   cellAt,
   countRenewal,
@@ -35,7 +38,8 @@ import { drain } from './ring.js';
 const config = workerData as ThreadConfig;
 const clients = config.connections.map((connection) => open(connection, config.redisTimeoutMs));
 const drivers = clients.map((client) => new IoredisDriver(client, true, config.redisTimeoutMs, 'renewer'));
-const majority = Math.floor(drivers.length / 2) + 1;
+// The leader's own stores renew here too: one master's rule, or a quorum's majority.
+const store: Store = drivers.length > 1 ? new QuorumStore(drivers) : new SingleStore(drivers[0]!, undefined);
 const heartbeat = config.heartbeat;
 const watched = new Map<number, Watch>();
 /** How often watched leases are scanned, while there are any. */
@@ -56,15 +60,12 @@ interface Watch {
 }
 
 function open(connection: RenewerConnection, timeoutMs: number): Redis | Cluster {
-  // As the connections drivers/index.ts opens (see there why each), connecting at once: a stalled
-  // leader cannot wait for a handshake.
   const failFast = {
-    enableOfflineQueue: false,
-    enableReadyCheck: false,
+    // As the connections drivers/index.ts opens (see there why each), but connecting at once (a
+    // stalled leader cannot wait for a handshake), sending no client name, and trying again sooner.
+    ...ownedConnection(timeoutMs),
+    lazyConnect: false,
     disableClientInfo: true,
-    connectTimeout: timeoutMs,
-    maxRetriesPerRequest: 1,
-    disconnectTimeout: 200,
     retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 1000),
   };
   const client =
@@ -183,7 +184,7 @@ async function look(id: number, watch: Watch, now: number): Promise<void> {
     return;
   }
   watch.renewing = true;
-  const outcome = await renewOn(watch, move.withinMs);
+  const outcome = await store.renew(watch.names, watch, move.withinMs);
   watch.renewing = false;
   // Proven only if answered while the lease it extends could still be trusted (lease.ts's rule).
   const answeredAt = performance.now();
@@ -205,33 +206,4 @@ async function look(id: number, watch: Watch, now: number): Promise<void> {
     return;
   }
   watch.lookAt = nextLook(watch, performance.now());
-}
-
-/** One renewal on every master; proven by a majority's yes, refused by a majority's no. */
-async function renewOn(watch: Watch, withinMs: number): Promise<'renewed' | 'refused' | 'unanswered'> {
-  const replies = await Promise.all(
-    drivers.map((driver) =>
-      within(renew(driver, watch.names, { leaseValue: watch.leaseValue, leaseMs: watch.leaseMs }), withinMs),
-    ),
-  );
-  if (replies.filter((reply) => reply === true).length >= majority) return 'renewed';
-  if (replies.filter((reply) => reply === false).length >= majority) return 'refused';
-  return 'unanswered';
-}
-
-function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), ms);
-    timer.unref();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(undefined);
-      },
-    );
-  });
 }

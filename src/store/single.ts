@@ -13,6 +13,7 @@ import {
   type CompleteRequest,
   HeldLease,
   type LeaseRef,
+  type RenewRequest,
   type Store,
 } from './store.js';
 
@@ -63,11 +64,7 @@ export class SingleStore implements Store {
     return scripts.read(this.driver, names);
   }
 
-  async renew(
-    names: KeyNames,
-    args: LeaseRef & { leaseMs: number },
-    withinMs: number,
-  ): Promise<RenewOutcome> {
+  async renew(names: KeyNames, args: RenewRequest, withinMs: number): Promise<RenewOutcome> {
     try {
       const renewed = await withTimeout(
         scripts.renew(this.driver, names, args),

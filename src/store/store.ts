@@ -16,7 +16,8 @@ export interface Store {
   /** A snapshot, changing nothing. */
   read(names: KeyNames): Promise<Snapshot>;
   /** One renewal, answered within `withinMs` or counted as unanswered; never rejects. */
-  renew(names: KeyNames, args: LeaseRef & { leaseMs: number }, withinMs: number): Promise<RenewOutcome>;
+  /** One renewal; it needs only the lease's value (the standby renewer's thread knows no token). */
+  renew(names: KeyNames, args: RenewRequest, withinMs: number): Promise<RenewOutcome>;
   complete(names: KeyNames, args: CompleteRequest): Promise<FinishReply>;
   fail(
     names: KeyNames,
@@ -39,6 +40,11 @@ export interface ClaimRequest {
 export interface LeaseRef {
   leaseValue: string;
   token: number;
+}
+
+export interface RenewRequest {
+  leaseValue: string;
+  leaseMs: number;
 }
 
 /** What an attempt records when fn returned: its value, how long to keep it, and who traced it. */
